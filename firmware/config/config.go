@@ -1,0 +1,265 @@
+// Package config reads faxbox's one configuration file (JSON). Every key has a
+// default (see Default and the README's table); a file need only set what
+// differs. Command-line flags override the file after Load.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/faxbox/faxbox/firmware/job"
+)
+
+// Duration is a JSON duration ("5m").
+type Duration = job.Duration
+
+// Config is the whole box.
+type Config struct {
+	Listen        string   `json:"listen"`
+	DataDir       string   `json:"data_dir"`
+	Tokens        []string `json:"tokens"`
+	WebhookSecret string   `json:"webhook_secret"`
+	StationID     string   `json:"station_id"`
+	Header        string   `json:"header"`
+
+	Defaults JobDefaults `json:"defaults"`
+	Limits   Limits      `json:"limits"`
+	TestLine TestLine    `json:"test_line"`
+	Webhook  Webhook     `json:"webhook"`
+	Convert  Convert     `json:"convert"`
+	Retry    Retry       `json:"retry"`
+	// Retention is how long documents are kept after a job ends; records stay.
+	Retention Duration `json:"retention"`
+
+	LineGroups []LineGroup `json:"line_groups"`
+	Asterisk   *Asterisk   `json:"asterisk,omitempty"`
+	Compat     Compat      `json:"compat"`
+	Panel      Panel       `json:"panel"`
+}
+
+// JobDefaults apply when a submission leaves a field out.
+type JobDefaults struct {
+	MaxAttempts   int      `json:"max_attempts"`
+	RetryInterval Duration `json:"retry_interval"`
+	Expire        Duration `json:"expire"`
+	Resolution    string   `json:"resolution"`
+	PageSize      string   `json:"page_size"`
+	ECM           string   `json:"ecm"`
+	T38           string   `json:"t38"`
+}
+
+// Limits bound what one submission may ask for.
+type Limits struct {
+	MaxUploadBytes int64 `json:"max_upload_bytes"`
+	MaxPages       int   `json:"max_pages"`
+	MaxAttempts    int   `json:"max_attempts"`
+	// MinFreeBytes: below this much free disk, submissions answer 507.
+	MinFreeBytes int64 `json:"min_free_bytes"`
+}
+
+// TestLine simulates outcomes for numbers starting with Prefix (never dials).
+type TestLine struct {
+	Prefix   string   `json:"prefix"`
+	PageTime Duration `json:"page_time"`
+	Channels int      `json:"channels"`
+}
+
+// Webhook delivery policy.
+type Webhook struct {
+	FirstRetry  Duration `json:"first_retry"`
+	MaxBackoff  Duration `json:"max_backoff"`
+	GiveUpAfter Duration `json:"give_up_after"`
+	Timeout     Duration `json:"timeout"`
+	Workers     int      `json:"workers"`
+}
+
+// Convert configures the document converter.
+type Convert struct {
+	Workers     int      `json:"workers"` // 0: one per CPU
+	Timeout     Duration `json:"timeout"`
+	MemoryMB    int      `json:"memory_mb"`
+	Ghostscript string   `json:"ghostscript"`
+}
+
+// Retry holds per-cause retry intervals. Zero means the job's retry_interval.
+type Retry struct {
+	Busy       Duration `json:"busy"`
+	NoAnswer   Duration `json:"no_answer"`
+	Congestion Duration `json:"congestion"`
+	FaxError   Duration `json:"fax_error"`
+}
+
+// LineGroup is a set of channels the scheduler dials out on.
+type LineGroup struct {
+	Name     string `json:"name"`
+	Channels int    `json:"channels"`
+	// Prefixes: numbers starting with one of these use this group; empty
+	// means any number.
+	Prefixes []string `json:"prefixes"`
+	// Transport: "ami" (default) or "callfile".
+	Transport string `json:"transport"`
+	// Dial string template for the group's channel, %s = number, e.g.
+	// "PJSIP/%s@trunk" or "DAHDI/g1/%s".
+	Dial string `json:"dial"`
+}
+
+// Asterisk is how faxbox reaches its Asterisk. Nil: no Asterisk, only the
+// test line.
+type Asterisk struct {
+	AMIAddr   string `json:"ami_addr"`
+	AMIUser   string `json:"ami_user"`
+	AMISecret string `json:"ami_secret"`
+	SpoolDir  string `json:"spool_dir"`
+	ConfigDir string `json:"config_dir"`
+	// User Asterisk runs as (owner of call files).
+	User string `json:"user"`
+	// Trunk is the SIP trunk faxbox renders into pjsip.conf.
+	Trunk *Trunk `json:"trunk,omitempty"`
+	// Ports for the rendered configuration.
+	SIPPort    int    `json:"sip_port"`
+	AMIPort    int    `json:"ami_port"`
+	RTPStart   int    `json:"rtp_start"`
+	RTPEnd     int    `json:"rtp_end"`
+	UDPTLStart int    `json:"udptl_start"`
+	UDPTLEnd   int    `json:"udptl_end"`
+	BindAddr   string `json:"bind_addr"`
+	ReceiveDir string `json:"receive_dir"`
+}
+
+// Trunk is a PJSIP trunk.
+type Trunk struct {
+	Name     string `json:"name"`
+	Host     string `json:"host"` // host:port of the peer
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	T38      bool   `json:"t38"`
+	Channels int    `json:"channels"`
+	// Qualify frequency in seconds (0 = off).
+	Qualify int `json:"qualify"`
+}
+
+// Compat configures the classic PHP-compatible endpoints.
+type Compat struct {
+	// Enabled turns on /faxservice/ and /callback.
+	Enabled bool `json:"enabled"`
+	// AllowIPs may use the compatibility endpoints without a token (CIDRs).
+	AllowIPs []string `json:"allow_ips"`
+}
+
+// Panel selects the front panel's board profile.
+type Panel struct {
+	Board string `json:"board"` // "" = no panel
+}
+
+// Default returns the configuration used when no file is given.
+func Default() Config {
+	return Config{
+		Listen:  "127.0.0.1:8080",
+		DataDir: "/var/lib/faxbox",
+		Header:  "%station  %date  page %n/%N",
+		Defaults: JobDefaults{
+			MaxAttempts:   3,
+			RetryInterval: Duration(5 * time.Minute),
+			Expire:        Duration(24 * time.Hour),
+			Resolution:    "fine",
+			PageSize:      "a4",
+			ECM:           "auto",
+			T38:           "auto",
+		},
+		Limits: Limits{
+			MaxUploadBytes: 20 << 20,
+			MaxPages:       100,
+			MaxAttempts:    20,
+			MinFreeBytes:   64 << 20,
+		},
+		TestLine: TestLine{Prefix: "9999000", PageTime: Duration(300 * time.Millisecond), Channels: 4},
+		Webhook: Webhook{
+			FirstRetry:  Duration(5 * time.Second),
+			MaxBackoff:  Duration(30 * time.Minute),
+			GiveUpAfter: Duration(72 * time.Hour),
+			Timeout:     Duration(10 * time.Second),
+			Workers:     4,
+		},
+		Convert:   Convert{Timeout: Duration(120 * time.Second), MemoryMB: 1024, Ghostscript: "gs"},
+		Retry:     Retry{},
+		Retention: Duration(7 * 24 * time.Hour),
+		Compat:    Compat{Enabled: true},
+	}
+}
+
+// Load reads path over the defaults. Unknown keys are an error, so a typo
+// never silently falls back to a default.
+func Load(path string) (Config, error) {
+	c := Default()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("config: %s: %w", path, err)
+	}
+	return c, nil
+}
+
+var (
+	groupName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+	digits    = regexp.MustCompile(`^[0-9]*$`)
+)
+
+// Validate reports the first problem that would stop the box from starting.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Tokens) == 0 {
+		errs = append(errs, errors.New("no API token: set tokens in the config file or pass -token"))
+	}
+	for _, t := range c.Tokens {
+		if len(t) < 8 || strings.ContainsAny(t, " \t\r\n") {
+			errs = append(errs, errors.New("tokens must be at least 8 characters without spaces"))
+			break
+		}
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir is empty"))
+	}
+	if !digits.MatchString(c.TestLine.Prefix) {
+		errs = append(errs, fmt.Errorf("test_line.prefix %q: digits only", c.TestLine.Prefix))
+	}
+	if c.Defaults.MaxAttempts < 1 {
+		errs = append(errs, errors.New("defaults.max_attempts must be at least 1"))
+	}
+	seen := map[string]bool{}
+	for i, g := range c.LineGroups {
+		if !groupName.MatchString(g.Name) {
+			errs = append(errs, fmt.Errorf("line_groups[%d].name %q: lower-case letters, digits, - and _", i, g.Name))
+		}
+		if seen[g.Name] {
+			errs = append(errs, fmt.Errorf("line_groups[%d].name %q used twice", i, g.Name))
+		}
+		seen[g.Name] = true
+		if g.Channels < 1 {
+			errs = append(errs, fmt.Errorf("line_groups[%d].channels must be at least 1", i))
+		}
+		for _, p := range g.Prefixes {
+			if !digits.MatchString(strings.TrimPrefix(p, "+")) {
+				errs = append(errs, fmt.Errorf("line_groups[%d].prefixes: %q is not digits", i, p))
+			}
+		}
+		switch g.Transport {
+		case "", "ami", "callfile":
+		default:
+			errs = append(errs, fmt.Errorf("line_groups[%d].transport %q: ami or callfile", i, g.Transport))
+		}
+	}
+	if len(c.LineGroups) > 0 && c.Asterisk == nil {
+		errs = append(errs, errors.New("line_groups need an asterisk section"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,117 @@
+// Package dialler defines how the scheduler hands one attempt to a line and
+// learns what happened. Implementations: testline (simulated outcomes, no
+// dialling), and the Asterisk transports (AMI originate, call files).
+//
+// Contract:
+//   - Dial returns once the dial command has been issued (or failed to be);
+//     it never waits for the call. Every Dial that returns nil is followed by
+//     exactly one Result for its AttemptID, delivered through the Sink.
+//   - Progress reports are optional and may arrive in any number before Result.
+//   - Hangup ends an attempt in progress; its Result still follows.
+//   - Reconcile is asked after a restart which attempts are still up; for
+//     those a Result will follow, the rest are lost and the scheduler retries
+//     them.
+package dialler
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/faxbox/faxbox/firmware/failure"
+)
+
+// ErrUnknownAttempt is returned by Hangup for an attempt the dialler does not
+// have in progress.
+var ErrUnknownAttempt = errors.New("dialler: unknown attempt")
+
+// Request is one fax attempt.
+type Request struct {
+	AttemptID  string // unique; Asterisk ChannelId / call file name
+	JobID      string
+	To         string // digits, optionally a leading +; validated before here
+	Line       string // line group name
+	TIFF       string // absolute path of the TIFF-F holding the pages to send
+	FirstPage  int    // 1-based page of the document the TIFF starts at
+	Pages      int    // pages in TIFF
+	TotalPages int    // pages in the whole document
+	StationID  string
+	HeaderInfo string
+	ECM        bool
+	T38        bool // offer T.38; when false send G.711 audio only
+	MaxRate    int  // 0 = engine default (14400)
+	// AudioFallback lets a T.38 sender fall back to G.711 audio (SendFAX f).
+	AudioFallback bool
+}
+
+// State of an attempt as the line sees it.
+type State string
+
+// Attempt states reported by Progress.
+const (
+	StateDialing  State = "dialing"
+	StateRinging  State = "ringing"
+	StateAnswered State = "answered"
+	StateSending  State = "sending" // fax session up; Page/Pages meaningful
+)
+
+// Progress is a report on an attempt in flight.
+type Progress struct {
+	AttemptID string
+	State     State
+	Page      int // page being sent, relative to the attempt's TIFF (1-based)
+	Pages     int
+	Transport string // t38|g711|test once known
+	Channel   string
+	At        time.Time
+}
+
+// Result is how an attempt ended. Code is empty when the fax was delivered.
+type Result struct {
+	AttemptID       string
+	Code            failure.Code // "" on success
+	Raw             string       // Asterisk/spandsp text, verbatim
+	Answered        bool
+	ReachedFax      bool // a fax session started (counts as a try)
+	PagesSent       int  // pages the remote confirmed, relative to the TIFF
+	BitRate         int
+	ECM             bool
+	Transport       string
+	RemoteStationID string
+	Channel         string
+	AnsweredAt      time.Time
+	EndedAt         time.Time
+}
+
+// OK reports whether the attempt delivered every page.
+func (r Result) OK() bool { return r.Code == "" }
+
+// Sink receives the reports of a dialler. Calls may come from any goroutine;
+// implementations must not block for long.
+type Sink interface {
+	Progress(Progress)
+	Result(Result)
+}
+
+// Dialler places fax attempts on one kind of line.
+type Dialler interface {
+	// Dial issues the dial command for r and returns; see the package contract.
+	Dial(ctx context.Context, r Request) error
+	// Hangup ends attempt id if it is in progress.
+	Hangup(ctx context.Context, attemptID string) error
+	// Reconcile returns the subset of ids the dialler still has up.
+	Reconcile(ctx context.Context, attemptIDs []string) (alive map[string]bool, err error)
+}
+
+// LineState is a line's (channel's) state for the panel and /v1/status.
+type LineState struct {
+	Group   string `json:"group"`
+	Index   int    `json:"index"`
+	State   string `json:"state"` // idle|dialing|ringing|sending|busied_out|down
+	JobID   string `json:"job_id,omitempty"`
+	To      string `json:"to,omitempty"`
+	Page    int    `json:"page,omitempty"`
+	Pages   int    `json:"pages,omitempty"`
+	Busy    bool   `json:"busied_out,omitempty"`
+	Healthy bool   `json:"healthy"`
+}

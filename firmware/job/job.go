@@ -1,0 +1,207 @@
+// Package job holds the records faxbox keeps for every fax (and call) it is
+// asked to send: the job, its attempts and its terminal error. The same
+// structs are persisted by store and served as JSON by api, so field names
+// are part of the public API.
+package job
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/faxbox/faxbox/firmware/failure"
+)
+
+// Status is a job's lifecycle state (SPEC §4).
+type Status string
+
+// Lifecycle states. Delivered, Failed and Cancelled are terminal.
+const (
+	Queued     Status = "queued"
+	Converting Status = "converting"
+	Ready      Status = "ready"
+	Dialing    Status = "dialing"
+	Sending    Status = "sending"
+	RetryWait  Status = "retry_wait"
+	Delivered  Status = "delivered"
+	Failed     Status = "failed"
+	Cancelled  Status = "cancelled"
+)
+
+// Terminal reports whether no further attempt will be made.
+func (s Status) Terminal() bool { return s == Delivered || s == Failed || s == Cancelled }
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	switch s {
+	case Queued, Converting, Ready, Dialing, Sending, RetryWait, Delivered, Failed, Cancelled:
+		return true
+	}
+	return false
+}
+
+// Active reports whether an attempt is in progress on a line.
+func (s Status) Active() bool { return s == Dialing || s == Sending }
+
+// Kind of job.
+const (
+	KindFax = "fax"
+)
+
+// Duration is a time.Duration that reads and writes as a Go duration string
+// ("5m", "90s") in JSON; it also reads a number of seconds.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads "5m" or 300.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("duration %q: %w", s, err)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var n float64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("duration: want a string like \"5m\" or seconds, got %s", b)
+	}
+	*d = Duration(n * float64(time.Second))
+	return nil
+}
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// File is one uploaded document part, in the order it is sent.
+type File struct {
+	Name   string `json:"name"`
+	Type   string `json:"type"` // pdf, tiff, png, jpeg, text (sniffed from content)
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	Path   string `json:"-"` // relative to the job's document directory
+}
+
+// Options are the sender's fax settings for a job.
+type Options struct {
+	Header     string `json:"header"`
+	StationID  string `json:"station_id,omitempty"`
+	Resolution string `json:"resolution"` // standard|fine|superfine
+	PageSize   string `json:"page_size"`  // a4|letter|legal
+	ECM        string `json:"ecm"`        // auto|on|off
+	T38        string `json:"t38"`        // auto|on|off
+	LineGroup  string `json:"line_group,omitempty"`
+}
+
+// Error is a job's or attempt's failure as the user sees it.
+type Error struct {
+	Code      failure.Code `json:"code"`
+	Class     string       `json:"class"`
+	Retryable bool         `json:"retryable"`
+	Message   string       `json:"message"`
+	Raw       string       `json:"raw,omitempty"` // Asterisk/spandsp text, verbatim
+}
+
+// NewError builds an Error from a code, with raw kept beside it.
+func NewError(c failure.Code, raw string) *Error {
+	i := failure.Lookup(c)
+	return &Error{Code: c, Class: i.Class, Retryable: i.Retryable, Message: i.Message, Raw: raw}
+}
+
+// Attempt is one dial of a job.
+type Attempt struct {
+	ID              string     `json:"id"`
+	N               int        `json:"n"`
+	Line            string     `json:"line"`
+	Channel         string     `json:"channel,omitempty"`
+	StartedAt       time.Time  `json:"started_at"`
+	AnsweredAt      *time.Time `json:"answered_at,omitempty"`
+	EndedAt         *time.Time `json:"ended_at,omitempty"`
+	Result          string     `json:"result,omitempty"` // delivered|failed|in_progress
+	Error           *Error     `json:"error,omitempty"`
+	FirstPage       int        `json:"first_page"` // 1-based page of the document this attempt started at
+	PagesSent       int        `json:"pages_sent"` // pages the remote confirmed in this attempt
+	BitRate         int        `json:"bit_rate,omitempty"`
+	ECM             bool       `json:"ecm"`
+	Transport       string     `json:"transport,omitempty"` // t38|g711|test
+	RemoteStationID string     `json:"remote_station_id,omitempty"`
+	DurationMS      int64      `json:"duration_ms,omitempty"`
+	// Settings the attempt was made with (fallback ladder).
+	T38       bool `json:"t38_offered"`
+	MaxRate   int  `json:"max_rate,omitempty"`
+	Reconcile bool `json:"-"`
+}
+
+// Compat holds the fields of a job submitted through /faxservice/.
+type Compat struct {
+	FaxID     string `json:"fax_id"`
+	ReturnURL string `json:"return_url"`
+}
+
+// Job is a fax to send and everything that happened to it.
+type Job struct {
+	ID             string        `json:"id"`
+	Kind           string        `json:"kind"`
+	ClientRef      string        `json:"client_ref,omitempty"`
+	To             string        `json:"to"`
+	Status         Status        `json:"status"`
+	Pages          int           `json:"pages"`
+	PagesConfirmed int           `json:"pages_confirmed"`
+	Priority       int           `json:"priority"`
+	MaxAttempts    int           `json:"max_attempts"`
+	RetryInterval  Duration      `json:"retry_interval"`
+	CallbackURL    string        `json:"callback_url,omitempty"`
+	Options        Options       `json:"options"`
+	Files          []File        `json:"files"`
+	ContentHash    string        `json:"-"`
+	CreatedAt      time.Time     `json:"created_at"`
+	UpdatedAt      time.Time     `json:"updated_at"`
+	SendAt         *time.Time    `json:"send_at,omitempty"`
+	ExpireAt       time.Time     `json:"expire_at"`
+	NextAttemptAt  *time.Time    `json:"next_attempt_at,omitempty"`
+	CompletedAt    *time.Time    `json:"completed_at,omitempty"`
+	Dials          int           `json:"dials"` // calls placed
+	Tries          int           `json:"tries"` // calls that reached a fax machine
+	Attempts       []Attempt     `json:"attempts"`
+	Error          *Error        `json:"error,omitempty"`
+	Compat         *Compat       `json:"compat,omitempty"`
+	Fallback       FallbackState `json:"fallback"`
+	Purged         bool          `json:"documents_purged,omitempty"`
+	Seq            uint64        `json:"-"` // arrival order, for scheduling ties
+}
+
+// FallbackState is where a job stands on the fallback ladder: what the next
+// attempt will try after fax-level failures.
+type FallbackState struct {
+	NoT38   bool `json:"no_t38,omitempty"`
+	NoECM   bool `json:"no_ecm,omitempty"`
+	MaxRate int  `json:"max_rate,omitempty"`
+}
+
+// LastAttempt returns the newest attempt, or nil.
+func (j *Job) LastAttempt() *Attempt {
+	if len(j.Attempts) == 0 {
+		return nil
+	}
+	return &j.Attempts[len(j.Attempts)-1]
+}
+
+// Clone returns a deep copy, so a job can be handed to another goroutine.
+func (j *Job) Clone() *Job {
+	c := *j
+	c.Files = append([]File(nil), j.Files...)
+	c.Attempts = append([]Attempt(nil), j.Attempts...)
+	if j.Error != nil {
+		e := *j.Error
+		c.Error = &e
+	}
+	if j.Compat != nil {
+		cp := *j.Compat
+		c.Compat = &cp
+	}
+	return &c
+}
