@@ -144,34 +144,37 @@ type Compat struct {
 
 // Job is a fax to send and everything that happened to it.
 type Job struct {
-	ID             string        `json:"id"`
-	Kind           string        `json:"kind"`
-	ClientRef      string        `json:"client_ref,omitempty"`
-	To             string        `json:"to"`
-	Status         Status        `json:"status"`
-	Pages          int           `json:"pages"`
-	PagesConfirmed int           `json:"pages_confirmed"`
-	Priority       int           `json:"priority"`
-	MaxAttempts    int           `json:"max_attempts"`
-	RetryInterval  Duration      `json:"retry_interval"`
-	CallbackURL    string        `json:"callback_url,omitempty"`
-	Options        Options       `json:"options"`
-	Files          []File        `json:"files"`
-	ContentHash    string        `json:"-"`
-	CreatedAt      time.Time     `json:"created_at"`
-	UpdatedAt      time.Time     `json:"updated_at"`
-	SendAt         *time.Time    `json:"send_at,omitempty"`
-	ExpireAt       time.Time     `json:"expire_at"`
-	NextAttemptAt  *time.Time    `json:"next_attempt_at,omitempty"`
-	CompletedAt    *time.Time    `json:"completed_at,omitempty"`
-	Dials          int           `json:"dials"` // calls placed
-	Tries          int           `json:"tries"` // calls that reached a fax machine
-	Attempts       []Attempt     `json:"attempts"`
-	Error          *Error        `json:"error,omitempty"`
-	Compat         *Compat       `json:"compat,omitempty"`
-	Fallback       FallbackState `json:"fallback"`
-	Purged         bool          `json:"documents_purged,omitempty"`
-	Seq            uint64        `json:"-"` // arrival order, for scheduling ties
+	ID             string     `json:"id"`
+	Kind           string     `json:"kind"`
+	ClientRef      string     `json:"client_ref,omitempty"`
+	To             string     `json:"to"`
+	Status         Status     `json:"status"`
+	Pages          int        `json:"pages"`
+	PagesConfirmed int        `json:"pages_confirmed"`
+	Priority       int        `json:"priority"`
+	MaxAttempts    int        `json:"max_attempts"`
+	RetryInterval  Duration   `json:"retry_interval"`
+	CallbackURL    string     `json:"callback_url,omitempty"`
+	Options        Options    `json:"options"`
+	Files          []File     `json:"files"`
+	ContentHash    string     `json:"-"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	SendAt         *time.Time `json:"send_at,omitempty"`
+	ExpireAt       time.Time  `json:"expire_at"`
+	NextAttemptAt  *time.Time `json:"next_attempt_at,omitempty"`
+	CompletedAt    *time.Time `json:"completed_at,omitempty"`
+	Dials          int        `json:"dials"` // calls placed
+	Tries          int        `json:"tries"` // calls that reached a fax machine
+	// RetryBase is Dials when the job was last retried by hand: max_attempts
+	// counts the dials after it.
+	RetryBase int           `json:"retry_base,omitempty"`
+	Attempts  []Attempt     `json:"attempts"`
+	Error     *Error        `json:"error,omitempty"`
+	Compat    *Compat       `json:"compat,omitempty"`
+	Fallback  FallbackState `json:"fallback"`
+	Purged    bool          `json:"documents_purged,omitempty"`
+	Seq       uint64        `json:"-"` // arrival order, for scheduling ties
 }
 
 // FallbackState is where a job stands on the fallback ladder: what the next

@@ -1,0 +1,182 @@
+// Package api is faxbox's HTTP API (v1, JSON) and the classic compatibility
+// endpoints. See docs/openapi.yaml; a test checks that every route registered
+// here is described there and vice versa.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/faxbox/faxbox/firmware/config"
+	"github.com/faxbox/faxbox/firmware/engine"
+	"github.com/faxbox/faxbox/firmware/events"
+	"github.com/faxbox/faxbox/firmware/store"
+)
+
+// Renderer turns a job's fax TIFF into a PDF for download.
+type Renderer interface {
+	ToPDF(ctx context.Context, tiffPath, pdfPath string) error
+}
+
+// Status reports extra parts of /v1/status (webhook backlog and the like).
+type StatusFunc func() map[string]any
+
+// Server serves the API.
+type Server struct {
+	Cfg      config.Config
+	Store    *store.DB
+	Engine   *engine.Engine
+	Bus      *events.Bus
+	Renderer Renderer
+	Version  string
+	Log      *slog.Logger
+	Now      func() time.Time
+	// Extra adds fields to /v1/status.
+	Extra StatusFunc
+	// Started is when the box came up.
+	Started time.Time
+
+	allow []*net.IPNet
+}
+
+// Route is one registered endpoint.
+type Route struct {
+	Method, Path string
+	Auth         string // token|none|compat
+	h            http.HandlerFunc
+}
+
+// Routes lists the endpoints in registration order.
+func (s *Server) Routes() []Route {
+	return []Route{
+		{"GET", "/healthz", "none", s.healthz},
+		{"GET", "/", "none", s.page},
+		{"POST", "/v1/faxes", "token", s.createFax},
+		{"GET", "/v1/faxes", "token", s.listFaxes},
+		{"GET", "/v1/faxes/{id}", "token", s.getFax},
+		{"DELETE", "/v1/faxes/{id}", "token", s.cancelFax},
+		{"POST", "/v1/faxes/{id}/retry", "token", s.retryFax},
+		{"GET", "/v1/faxes/{id}/document", "token", s.document},
+		{"GET", "/v1/events", "token", s.events},
+		{"GET", "/v1/status", "token", s.status},
+		{"GET", "/v1/lines", "token", s.lines},
+		{"POST", "/v1/lines/{group}/{n}/busy", "token", s.lineBusy},
+		{"DELETE", "/v1/lines/{group}/{n}/busy", "token", s.lineBusy},
+		{"GET", "/metrics", "token", s.metrics},
+		{"POST", "/faxservice/", "compat", s.faxservice},
+	}
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler {
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	s.allow = nil
+	for _, c := range s.Cfg.Compat.AllowIPs {
+		if _, n, err := net.ParseCIDR(c); err == nil {
+			s.allow = append(s.allow, n)
+		} else if ip := net.ParseIP(c); ip != nil {
+			s.allow = append(s.allow, &net.IPNet{IP: ip, Mask: net.CIDRMask(len(ip)*8, len(ip)*8)})
+		}
+	}
+	mux := http.NewServeMux()
+	for _, rt := range s.Routes() {
+		h := rt.h
+		switch rt.Auth {
+		case "token":
+			h = s.requireToken(h)
+		case "compat":
+			h = s.requireCompat(h)
+		}
+		pattern := rt.Method + " " + rt.Path
+		if rt.Path == "/" {
+			pattern = "GET /{$}"
+		}
+		mux.HandleFunc(pattern, h)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, errf(http.StatusNotFound, "not_found", "", "no such endpoint: "+r.Method+" "+r.URL.Path))
+	})
+	return s.recoverer(mux)
+}
+
+func (s *Server) recoverer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.Log.Error("api: panic", "path", r.URL.Path, "panic", v)
+				writeErr(w, errf(http.StatusInternalServerError, "internal", "", "internal error"))
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) tokenOK(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return false
+	}
+	good := 0
+	for _, t := range s.Cfg.Tokens {
+		good |= subtle.ConstantTimeCompare([]byte(tok), []byte(t))
+	}
+	return good == 1
+}
+
+func (s *Server) requireToken(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.tokenOK(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="faxbox"`)
+			writeErr(w, errf(http.StatusUnauthorized, "unauthorized", "", "missing or wrong bearer token"))
+			return
+		}
+		h(w, r)
+	}
+}
+
+// requireCompat admits a valid token or a client address on the allow list.
+func (s *Server) requireCompat(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.Cfg.Compat.Enabled {
+			writeErr(w, errf(http.StatusNotFound, "not_found", "", "compatibility endpoints are disabled"))
+			return
+		}
+		if s.tokenOK(r) || s.ipAllowed(r) {
+			h(w, r)
+			return
+		}
+		writeErr(w, errf(http.StatusForbidden, "forbidden", "", "this address may not use the compatibility endpoint (compat.allow_ips)"))
+	}
+}
+
+func (s *Server) ipAllowed(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	for _, n := range s.allow {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

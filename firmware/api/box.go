@@ -1,0 +1,138 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/faxbox/faxbox/firmware/events"
+)
+
+// events streams every job and line change as server-sent events.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeErr(w, errf(http.StatusInternalServerError, "internal", "", "streaming unsupported"))
+		return
+	}
+	sub := s.Bus.Subscribe(1024)
+	defer sub.Close()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, ": faxbox events\nretry: 2000\n\n")
+	fl.Flush()
+	keep := time.NewTicker(15 * time.Second)
+	defer keep.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-keep.C:
+			fmt.Fprintf(w, ": keepalive\n\n")
+			fl.Flush()
+		case e, ok := <-sub.C:
+			if !ok {
+				fmt.Fprintf(w, "event: dropped\ndata: {\"reason\":\"client too slow\"}\n\n")
+				fl.Flush()
+				return
+			}
+			writeEvent(w, e)
+			fl.Flush()
+		}
+	}
+}
+
+func writeEvent(w http.ResponseWriter, e events.Event) {
+	fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, e.Data)
+}
+
+// StatusBody is the answer of GET /v1/status.
+type StatusBody struct {
+	Version   string         `json:"version"`
+	Uptime    string         `json:"uptime"`
+	Queue     any            `json:"queue"`
+	Lines     any            `json:"lines"`
+	Jobs      map[string]int `json:"jobs"`
+	Disk      map[string]any `json:"disk"`
+	TestLine  map[string]any `json:"test_line"`
+	Extra     map[string]any `json:"extra,omitempty"`
+	Asterisk  bool           `json:"asterisk_configured"`
+	Timestamp time.Time      `json:"time"`
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	total, active, _ := s.Store.Count()
+	free, _ := s.Store.FreeBytes()
+	b := StatusBody{
+		Version:   s.Version,
+		Uptime:    time.Since(s.Started).Round(time.Second).String(),
+		Queue:     s.Engine.Stats(),
+		Lines:     s.Engine.Lines(),
+		Jobs:      map[string]int{"stored": total, "active": active},
+		Disk:      map[string]any{"free_bytes": free, "db_bytes": s.Store.Size(), "low": s.Cfg.Limits.MinFreeBytes > 0 && free < uint64(s.Cfg.Limits.MinFreeBytes)},
+		TestLine:  map[string]any{"prefix": s.Cfg.TestLine.Prefix, "page_time": s.Cfg.TestLine.PageTime},
+		Asterisk:  s.Cfg.Asterisk != nil,
+		Timestamp: s.Now(),
+	}
+	if s.Extra != nil {
+		b.Extra = s.Extra()
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (s *Server) lines(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"lines": s.Engine.Lines()})
+}
+
+// lineBusy takes a line out of service (POST) or puts it back (DELETE).
+func (s *Server) lineBusy(w http.ResponseWriter, r *http.Request) {
+	g, n := r.PathValue("group"), r.PathValue("n")
+	if _, err := strconv.Atoi(n); err != nil || controlChar(g) {
+		writeErr(w, errf(http.StatusBadRequest, "invalid_field", "line", "a line is group/n"))
+		return
+	}
+	if err := s.Engine.SetLineBusy(g+"/"+n, r.Method == http.MethodPost); err != nil {
+		writeErr(w, errf(http.StatusNotFound, "not_found", "line", err.Error()))
+		return
+	}
+	s.lines(w, r)
+}
+
+// metrics serves the Prometheus text format.
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	st := s.Engine.Stats()
+	total, active, _ := s.Store.Count()
+	free, _ := s.Store.FreeBytes()
+	var b strings.Builder
+	gauge := func(name, help string, v any) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %v\n", name, help, name, name, v)
+	}
+	gauge("faxbox_jobs_stored", "Jobs in the store.", total)
+	gauge("faxbox_jobs_active", "Jobs not yet finished.", active)
+	gauge("faxbox_jobs_waiting_for_line", "Ready jobs waiting for a free line.", st.Waiting)
+	gauge("faxbox_jobs_converting", "Jobs being converted.", st.Converting)
+	gauge("faxbox_jobs_in_call", "Jobs in a call.", st.InCall)
+	gauge("faxbox_jobs_retry_wait", "Jobs waiting to retry.", st.RetryWait)
+	gauge("faxbox_disk_free_bytes", "Free bytes on the data disk.", free)
+	fmt.Fprintf(&b, "# HELP faxbox_line_in_call Whether a line is in a call.\n# TYPE faxbox_line_in_call gauge\n")
+	for _, l := range s.Engine.Lines() {
+		v := 0
+		if l.JobID != "" {
+			v = 1
+		}
+		fmt.Fprintf(&b, "faxbox_line_in_call{line=\"%s/%d\"} %d\n", l.Group, l.Index, v)
+	}
+	if s.Extra != nil {
+		for k, v := range s.Extra() {
+			if n, ok := v.(uint64); ok {
+				fmt.Fprintf(&b, "# TYPE faxbox_%s counter\nfaxbox_%s %d\n", k, k, n)
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	w.Write([]byte(b.String()))
+}

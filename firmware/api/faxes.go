@@ -1,0 +1,211 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/faxbox/faxbox/firmware/engine"
+	"github.com/faxbox/faxbox/firmware/job"
+	"github.com/faxbox/faxbox/firmware/store"
+)
+
+func (s *Server) createFax(w http.ResponseWriter, r *http.Request) {
+	if e := s.diskCheck(); e != nil {
+		writeErr(w, e)
+		return
+	}
+	sub, e := s.readMultipart(w, r, "file")
+	if e != nil {
+		writeErr(w, e)
+		return
+	}
+	fr, e := s.validate(sub, s.Now())
+	if e != nil {
+		s.Store.RemoveDocuments(sub.id)
+		writeErr(w, e)
+		return
+	}
+	j, existed, e := s.create(fr)
+	if e != nil {
+		writeErr(w, e)
+		return
+	}
+	w.Header().Set("Location", "/v1/faxes/"+j.ID)
+	if existed {
+		writeJSON(w, http.StatusOK, j)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, j)
+}
+
+// List is the answer of GET /v1/faxes.
+type List struct {
+	Items      []*job.Job `json:"items"`
+	NextCursor string     `json:"next_cursor,omitempty"`
+}
+
+func (s *Server) listFaxes(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.Filter{Kind: job.KindFax, ClientRef: q.Get("client_ref"), Cursor: q.Get("cursor"), Limit: 50}
+	if v := q.Get("status"); v != "" {
+		if !job.Status(v).Valid() {
+			writeErr(w, errf(http.StatusBadRequest, "invalid_field", "status", "unknown status "+strconv.Quote(v)))
+			return
+		}
+		f.Status = job.Status(v)
+	}
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			writeErr(w, errf(http.StatusBadRequest, "invalid_field", "since", "since must be an RFC 3339 time"))
+			return
+		}
+		f.Since = t
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			writeErr(w, errf(http.StatusBadRequest, "invalid_field", "limit", "limit must be 1 to 500"))
+			return
+		}
+		f.Limit = n
+	}
+	if f.Cursor != "" && (len(f.Cursor) > 64 || controlChar(f.Cursor)) {
+		writeErr(w, errf(http.StatusBadRequest, "invalid_field", "cursor", "bad cursor"))
+		return
+	}
+	items, next, err := s.Store.List(f)
+	if err != nil {
+		writeErr(w, errf(http.StatusInternalServerError, "storage_error", "", err.Error()))
+		return
+	}
+	for i, j := range items {
+		if !j.Status.Terminal() {
+			if fresh, err := s.Engine.Get(j.ID); err == nil {
+				items[i] = fresh
+			}
+		}
+	}
+	if items == nil {
+		items = []*job.Job{}
+	}
+	writeJSON(w, http.StatusOK, List{Items: items, NextCursor: next})
+}
+
+func (s *Server) fax(w http.ResponseWriter, r *http.Request) (*job.Job, bool) {
+	id := r.PathValue("id")
+	j, err := s.Engine.Get(id)
+	if err == nil && j.Kind != job.KindFax {
+		err = engine.ErrNotFound
+	}
+	if errors.Is(err, engine.ErrNotFound) {
+		writeErr(w, errf(http.StatusNotFound, "not_found", "id", "no fax job "+strconv.Quote(id)))
+		return nil, false
+	}
+	if err != nil {
+		writeErr(w, errf(http.StatusInternalServerError, "storage_error", "", err.Error()))
+		return nil, false
+	}
+	return j, true
+}
+
+func (s *Server) getFax(w http.ResponseWriter, r *http.Request) {
+	if j, ok := s.fax(w, r); ok {
+		writeJSON(w, http.StatusOK, j)
+	}
+}
+
+func (s *Server) cancelFax(w http.ResponseWriter, r *http.Request) {
+	j, ok := s.fax(w, r)
+	if !ok {
+		return
+	}
+	j, err := s.Engine.Cancel(j.ID)
+	switch {
+	case errors.Is(err, engine.ErrFinished):
+		writeErr(w, errf(http.StatusConflict, "already_finished", "id", "the job already ended ("+string(j.Status)+")"))
+	case err != nil:
+		writeErr(w, errf(http.StatusInternalServerError, "storage_error", "", err.Error()))
+	case j.Status.Terminal():
+		writeJSON(w, http.StatusOK, j)
+	default:
+		// In a call: the hangup is under way; the result ends the job.
+		writeJSON(w, http.StatusAccepted, j)
+	}
+}
+
+func (s *Server) retryFax(w http.ResponseWriter, r *http.Request) {
+	j, ok := s.fax(w, r)
+	if !ok {
+		return
+	}
+	j, err := s.Engine.Retry(j.ID)
+	switch {
+	case errors.Is(err, engine.ErrDelivered):
+		writeErr(w, errf(http.StatusConflict, "already_delivered", "id", "the fax was delivered; it is never sent twice"))
+	case errors.Is(err, engine.ErrNoDocs):
+		writeErr(w, errf(http.StatusGone, "document_purged", "id", "the job's documents were purged after the retention period"))
+	case errors.Is(err, engine.ErrNotFailed):
+		writeErr(w, errf(http.StatusConflict, "not_retryable", "id", "only failed, cancelled or waiting jobs can be retried (status "+string(j.Status)+")"))
+	case err != nil:
+		writeErr(w, errf(http.StatusInternalServerError, "storage_error", "", err.Error()))
+	default:
+		writeJSON(w, http.StatusAccepted, j)
+	}
+}
+
+func (s *Server) document(w http.ResponseWriter, r *http.Request) {
+	j, ok := s.fax(w, r)
+	if !ok {
+		return
+	}
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = "pdf"
+	}
+	if format != "pdf" && format != "tiff" {
+		writeErr(w, errf(http.StatusBadRequest, "invalid_field", "format", "format must be pdf or tiff"))
+		return
+	}
+	if j.Purged {
+		writeErr(w, errf(http.StatusGone, "document_purged", "id", "the job's documents were purged after the retention period"))
+		return
+	}
+	if j.Pages == 0 {
+		writeErr(w, errf(http.StatusConflict, "not_converted", "id", "the document is not converted yet (status "+string(j.Status)+")"))
+		return
+	}
+	tif := filepath.Join(s.Store.DocDir(j.ID), engine.FaxFile)
+	if _, err := os.Stat(tif); err != nil {
+		writeErr(w, errf(http.StatusGone, "document_missing", "id", "the converted document is missing"))
+		return
+	}
+	name := j.ID + "." + map[string]string{"pdf": "pdf", "tiff": "tif"}[format]
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
+	if format == "tiff" {
+		w.Header().Set("Content-Type", "image/tiff")
+		http.ServeFile(w, r, tif)
+		return
+	}
+	tmp, err := os.CreateTemp(s.Store.DocDir(j.ID), ".pdf-*")
+	if err != nil {
+		writeErr(w, errf(http.StatusInternalServerError, "internal", "", err.Error()))
+		return
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
+	defer cancel()
+	if err := s.Renderer.ToPDF(ctx, tif, tmp.Name()); err != nil {
+		writeErr(w, errf(http.StatusInternalServerError, "conversion_failed", "", "could not render the PDF: "+err.Error()))
+		return
+	}
+	w.Header().Set("Content-Type", "application/pdf")
+	http.ServeFile(w, r, tmp.Name())
+}

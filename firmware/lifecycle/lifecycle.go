@@ -1,0 +1,175 @@
+// Package lifecycle decides what an attempt's end means for its job: done,
+// retry when and how (the fallback ladder), or fail. It is pure: it changes
+// the job it is given and returns the webhook events the change produces.
+package lifecycle
+
+import (
+	"time"
+
+	"github.com/faxbox/faxbox/firmware/config"
+	"github.com/faxbox/faxbox/firmware/dialler"
+	"github.com/faxbox/faxbox/firmware/failure"
+	"github.com/faxbox/faxbox/firmware/job"
+)
+
+// Webhook event names.
+const (
+	EventDelivered     = "fax.delivered"
+	EventFailed        = "fax.failed"
+	EventAttemptFailed = "fax.attempt_failed"
+	EventCancelled     = "fax.cancelled"
+)
+
+// Policy holds the per-cause retry intervals (zero: the job's own interval).
+type Policy struct {
+	Retry config.Retry
+}
+
+// Interval returns how long to wait before retrying after code.
+func (p Policy) Interval(j *job.Job, code failure.Code) time.Duration {
+	var d job.Duration
+	switch code {
+	case failure.LineBusy:
+		d = p.Retry.Busy
+	case failure.LineNoAnswer:
+		d = p.Retry.NoAnswer
+	case failure.LineCongestion, failure.LineUnavailable:
+		d = p.Retry.Congestion
+	default:
+		if code.Class() == "fax" {
+			d = p.Retry.FaxError
+		}
+	}
+	if d <= 0 {
+		d = j.RetryInterval
+	}
+	return d.D()
+}
+
+// Finish records r on attempt a (the job's last attempt) and moves j to its
+// next state. cancelled says the user cancelled while the call was up: unless
+// the fax went through, the job ends cancelled. It returns the events to
+// deliver, in order.
+func Finish(j *job.Job, r dialler.Result, cancelled bool, p Policy, now time.Time) []string {
+	a := j.LastAttempt()
+	end := r.EndedAt
+	if end.IsZero() {
+		end = now
+	}
+	a.EndedAt = &end
+	if !r.AnsweredAt.IsZero() {
+		t := r.AnsweredAt
+		a.AnsweredAt = &t
+	}
+	a.PagesSent = r.PagesSent
+	a.BitRate = r.BitRate
+	a.ECM = r.ECM
+	if r.Transport != "" {
+		a.Transport = r.Transport
+	}
+	if r.Channel != "" {
+		a.Channel = r.Channel
+	}
+	a.RemoteStationID = r.RemoteStationID
+	a.DurationMS = end.Sub(a.StartedAt).Milliseconds()
+	if r.ReachedFax {
+		j.Tries++
+	}
+	if c := a.FirstPage - 1 + r.PagesSent; c > j.PagesConfirmed {
+		j.PagesConfirmed = min(c, j.Pages)
+	}
+	j.UpdatedAt = now
+	j.NextAttemptAt = nil
+
+	if r.OK() {
+		a.Result = "delivered"
+		j.PagesConfirmed = j.Pages
+		j.Status = job.Delivered
+		j.Error = nil
+		j.CompletedAt = &now
+		return []string{EventDelivered}
+	}
+	a.Result = "failed"
+	a.Error = job.NewError(r.Code, r.Raw)
+	if cancelled {
+		j.Status = job.Cancelled
+		j.Error = job.NewError(failure.JobCancelled, "")
+		j.CompletedAt = &now
+		return []string{EventCancelled}
+	}
+	events := []string{EventAttemptFailed}
+	info := failure.Lookup(r.Code)
+	switch {
+	case !info.Retryable:
+		fail(j, a.Error, now)
+	case j.Dials-j.RetryBase >= j.MaxAttempts:
+		fail(j, a.Error, now)
+	default:
+		next := now.Add(p.Interval(j, r.Code))
+		if next.After(j.ExpireAt) {
+			e := job.NewError(failure.JobExpired, string(r.Code)+": "+r.Raw)
+			fail(j, e, now)
+			break
+		}
+		Fallback(j, a, r.Code)
+		j.Status = job.RetryWait
+		j.NextAttemptAt = &next
+	}
+	if j.Status == job.Failed {
+		events = append(events, EventFailed)
+	}
+	return events
+}
+
+func fail(j *job.Job, e *job.Error, now time.Time) {
+	j.Status = job.Failed
+	j.Error = e
+	j.CompletedAt = &now
+}
+
+// Fallback moves the job one step down the ladder after a fax-level failure
+// of attempt a: T.38 → G.711 audio, then ECM off, then at most 9600 bit/s.
+// Line-level failures and "not a fax" leave the ladder where it is.
+func Fallback(j *job.Job, a *job.Attempt, code failure.Code) {
+	if code.Class() != "fax" || code == failure.FaxRemoteNotFax {
+		return
+	}
+	f := &j.Fallback
+	switch {
+	case code == failure.FaxT38Negotiation || (a.T38 && !f.NoT38):
+		f.NoT38 = true
+	case !f.NoECM:
+		f.NoECM = true
+	case f.MaxRate == 0 || f.MaxRate > 9600:
+		f.MaxRate = 9600
+	}
+}
+
+// Expire ends a job that could not be sent by its expire_at.
+func Expire(j *job.Job, now time.Time) []string {
+	raw := ""
+	if a := j.LastAttempt(); a != nil && a.Error != nil {
+		raw = string(a.Error.Code)
+	}
+	fail(j, job.NewError(failure.JobExpired, raw), now)
+	j.UpdatedAt = now
+	j.NextAttemptAt = nil
+	return []string{EventFailed}
+}
+
+// FailDocument ends a job whose document could not be converted.
+func FailDocument(j *job.Job, code failure.Code, raw string, now time.Time) []string {
+	fail(j, job.NewError(code, raw), now)
+	j.UpdatedAt = now
+	return []string{EventFailed}
+}
+
+// Cancel ends a job that is not in a call.
+func Cancel(j *job.Job, now time.Time) []string {
+	j.Status = job.Cancelled
+	j.Error = job.NewError(failure.JobCancelled, "")
+	j.CompletedAt = &now
+	j.UpdatedAt = now
+	j.NextAttemptAt = nil
+	return []string{EventCancelled}
+}

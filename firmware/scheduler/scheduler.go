@@ -1,0 +1,280 @@
+// Package scheduler decides which ready job goes out on which free line. It is
+// a data structure without goroutines or I/O: the engine calls it under its
+// lock whenever something changes (a job became ready, a line fell free, a
+// line was made busy), so a job whose line is free is assigned at once, with
+// no polling delay.
+//
+// Order within a line group: priority (9 first), then send_at, then arrival.
+// A number is never dialled on two lines at once.
+package scheduler
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrNoLine is returned by Route when no group can dial a number.
+var ErrNoLine = errors.New("scheduler: no line for number")
+
+// Group is a set of channels that dial out the same way.
+type Group struct {
+	Name     string
+	Channels int
+	Prefixes []string // empty: any number
+	// Test marks the simulated test line: it takes only numbers with its
+	// prefix, and those numbers go nowhere else.
+	Test bool
+
+	lines []line
+	ready queue
+}
+
+type line struct {
+	busy  bool // made busy (out of service)
+	jobID string
+	to    string
+}
+
+// Item is a job waiting for a line.
+type Item struct {
+	JobID    string
+	To       string
+	Group    string
+	Priority int
+	SendAt   time.Time
+	Seq      uint64
+	index    int
+}
+
+// Assignment is a job put on a line.
+type Assignment struct {
+	Item  *Item
+	Group string
+	Line  int // 0-based channel index within the group
+}
+
+// LineID names a line as "group/n" with n 1-based.
+func LineID(group string, idx int) string { return fmt.Sprintf("%s/%d", group, idx+1) }
+
+// Scheduler holds the groups, the waiting items and the lines in use.
+type Scheduler struct {
+	groups  []*Group
+	byName  map[string]*Group
+	items   map[string]*Item
+	numbers map[string]string // number → job id in a call
+}
+
+// New returns a scheduler for groups (in routing order).
+func New(groups []*Group) (*Scheduler, error) {
+	s := &Scheduler{byName: map[string]*Group{}, items: map[string]*Item{}, numbers: map[string]string{}}
+	for _, g := range groups {
+		if g.Channels < 1 {
+			return nil, fmt.Errorf("scheduler: group %s has no channels", g.Name)
+		}
+		if _, dup := s.byName[g.Name]; dup {
+			return nil, fmt.Errorf("scheduler: group %s defined twice", g.Name)
+		}
+		g.lines = make([]line, g.Channels)
+		s.groups = append(s.groups, g)
+		s.byName[g.Name] = g
+	}
+	return s, nil
+}
+
+// Route returns the group that dials to. Numbers with a test group's prefix
+// go to that group only, whatever was requested (they never dial). A
+// requested group must exist and accept the number.
+func (s *Scheduler) Route(to, requested string) (string, error) {
+	num := strings.TrimPrefix(to, "+")
+	for _, g := range s.groups {
+		if g.Test && hasAnyPrefix(num, g.Prefixes) {
+			return g.Name, nil
+		}
+	}
+	if requested != "" {
+		g, ok := s.byName[requested]
+		if !ok || g.Test {
+			return "", fmt.Errorf("%w: unknown line group %q", ErrNoLine, requested)
+		}
+		if !g.accepts(num) {
+			return "", fmt.Errorf("%w: line group %s does not dial %s", ErrNoLine, requested, to)
+		}
+		return g.Name, nil
+	}
+	for _, g := range s.groups {
+		if !g.Test && g.accepts(num) {
+			return g.Name, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %s", ErrNoLine, to)
+}
+
+func (g *Group) accepts(num string) bool {
+	return len(g.Prefixes) == 0 || hasAnyPrefix(num, g.Prefixes)
+}
+
+func hasAnyPrefix(num string, ps []string) bool {
+	for _, p := range ps {
+		if strings.HasPrefix(num, strings.TrimPrefix(p, "+")) {
+			return true
+		}
+	}
+	return false
+}
+
+// Add queues it; it replaces a queued item with the same JobID.
+func (s *Scheduler) Add(it *Item) error {
+	g, ok := s.byName[it.Group]
+	if !ok {
+		return fmt.Errorf("scheduler: unknown group %q", it.Group)
+	}
+	s.Remove(it.JobID)
+	s.items[it.JobID] = it
+	heap.Push(&g.ready, it)
+	return nil
+}
+
+// Remove drops job id from the queue, if it is there.
+func (s *Scheduler) Remove(id string) bool {
+	it, ok := s.items[id]
+	if !ok {
+		return false
+	}
+	delete(s.items, id)
+	heap.Remove(&s.byName[it.Group].ready, it.index)
+	return true
+}
+
+// Queued returns how many items wait for a line.
+func (s *Scheduler) Queued() int { return len(s.items) }
+
+// Next assigns as many waiting items to free lines as possible and returns
+// the assignments. The caller must call Release for each when its call ends.
+func (s *Scheduler) Next() []Assignment {
+	var out []Assignment
+	for _, g := range s.groups {
+		var skipped []*Item
+		for g.ready.Len() > 0 {
+			idx := g.free()
+			if idx < 0 {
+				break
+			}
+			it := heap.Pop(&g.ready).(*Item)
+			num := strings.TrimPrefix(it.To, "+")
+			if _, inCall := s.numbers[num]; inCall {
+				skipped = append(skipped, it)
+				continue
+			}
+			delete(s.items, it.JobID)
+			s.numbers[num] = it.JobID
+			g.lines[idx] = line{jobID: it.JobID, to: num}
+			out = append(out, Assignment{Item: it, Group: g.Name, Line: idx})
+		}
+		for _, it := range skipped {
+			heap.Push(&g.ready, it)
+		}
+	}
+	return out
+}
+
+func (g *Group) free() int {
+	for i, l := range g.lines {
+		if !l.busy && l.jobID == "" {
+			return i
+		}
+	}
+	return -1
+}
+
+// Release frees the line a finished call used.
+func (s *Scheduler) Release(group string, idx int) {
+	g, ok := s.byName[group]
+	if !ok || idx < 0 || idx >= len(g.lines) {
+		return
+	}
+	l := &g.lines[idx]
+	if s.numbers[l.to] == l.jobID {
+		delete(s.numbers, l.to)
+	}
+	l.jobID, l.to = "", ""
+}
+
+// Occupy marks a line as in a call recovered after a restart.
+func (s *Scheduler) Occupy(group string, idx int, jobID, to string) error {
+	g, ok := s.byName[group]
+	if !ok || idx < 0 || idx >= len(g.lines) {
+		return fmt.Errorf("scheduler: no line %s/%d", group, idx+1)
+	}
+	if g.lines[idx].jobID != "" {
+		return fmt.Errorf("scheduler: line %s already in use", LineID(group, idx))
+	}
+	num := strings.TrimPrefix(to, "+")
+	g.lines[idx].jobID, g.lines[idx].to = jobID, num
+	s.numbers[num] = jobID
+	return nil
+}
+
+// SetBusy takes a line out of service (busy) or puts it back. A line in a
+// call finishes its call first.
+func (s *Scheduler) SetBusy(group string, idx int, busy bool) error {
+	g, ok := s.byName[group]
+	if !ok || idx < 0 || idx >= len(g.lines) {
+		return fmt.Errorf("scheduler: no line %s/%d", group, idx+1)
+	}
+	g.lines[idx].busy = busy
+	return nil
+}
+
+// LineInfo describes one line.
+type LineInfo struct {
+	Group string
+	Index int
+	Busy  bool
+	JobID string
+	Test  bool
+}
+
+// Lines returns every line in routing order.
+func (s *Scheduler) Lines() []LineInfo {
+	var out []LineInfo
+	for _, g := range s.groups {
+		for i, l := range g.lines {
+			out = append(out, LineInfo{Group: g.Name, Index: i, Busy: l.busy, JobID: l.jobID, Test: g.Test})
+		}
+	}
+	return out
+}
+
+// queue is a heap of items: higher priority first, then earlier send_at,
+// then earlier arrival.
+type queue []*Item
+
+func (q queue) Len() int { return len(q) }
+func (q queue) Less(i, j int) bool {
+	a, b := q[i], q[j]
+	if a.Priority != b.Priority {
+		return a.Priority > b.Priority
+	}
+	if !a.SendAt.Equal(b.SendAt) {
+		return a.SendAt.Before(b.SendAt)
+	}
+	return a.Seq < b.Seq
+}
+func (q queue) Swap(i, j int) { q[i], q[j] = q[j], q[i]; q[i].index = i; q[j].index = j }
+func (q *queue) Push(x any) {
+	it := x.(*Item)
+	it.index = len(*q)
+	*q = append(*q, it)
+}
+func (q *queue) Pop() any {
+	old := *q
+	n := len(old)
+	it := old[n-1]
+	old[n-1] = nil
+	*q = old[:n-1]
+	it.index = -1
+	return it
+}

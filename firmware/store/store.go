@@ -1,0 +1,544 @@
+// Package store is faxbox's durable state: jobs with their attempts, the
+// documents beside them, and the webhook outbox, in one bbolt file under the
+// data directory.
+//
+// Contracts:
+//   - A job's documents are written and fsynced (files and directory) before
+//     the transaction that creates the job commits (WriteDocument, then
+//     Create).
+//   - Put writes a job and the webhook deliveries its change produced in one
+//     transaction: a result and its notification are durable together.
+//   - A job carries a version; Put never replaces a newer version with an
+//     older one (ErrStale), so writers outside one lock cannot reorder state.
+//   - Only one process opens a data directory (ErrLocked after Options.Timeout).
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/faxbox/faxbox/firmware/job"
+	bolt "go.etcd.io/bbolt"
+	bolterr "go.etcd.io/bbolt/errors"
+)
+
+// Sentinel errors.
+var (
+	ErrNotFound  = errors.New("store: not found")
+	ErrLocked    = errors.New("store: data directory is in use by another faxbox process")
+	ErrStale     = errors.New("store: stale job version")
+	ErrRefExists = errors.New("store: client_ref already used")
+)
+
+var (
+	bJobs    = []byte("jobs")
+	bActive  = []byte("active") // id → status, for non-terminal jobs
+	bRefs    = []byte("refs")   // kind/client_ref → id
+	bOutbox  = []byte("outbox") // delivery id → Delivery
+	bDead    = []byte("outbox_dead")
+	bPurge   = []byte("purge") // big-endian unix nanos + id → nil: documents to purge
+	bMeta    = []byte("meta")
+	kSeq     = []byte("seq")
+	dbName   = "faxbox.db"
+	docsName = "documents"
+)
+
+// Record is a job as stored: the public record plus bookkeeping.
+type Record struct {
+	Job     *job.Job `json:"job"`
+	Version uint64   `json:"version"`
+	Hash    string   `json:"hash,omitempty"`
+	Paths   []string `json:"paths,omitempty"` // input files, relative to DocDir
+}
+
+// Delivery is one webhook notification waiting in the outbox.
+type Delivery struct {
+	ID        string            `json:"id"`
+	JobID     string            `json:"job_id"`
+	Event     string            `json:"event"`
+	Method    string            `json:"method"` // POST or GET
+	URL       string            `json:"url"`
+	Body      []byte            `json:"body,omitempty"`
+	Header    map[string]string `json:"header,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	NextAt    time.Time         `json:"next_at"`
+	Attempts  int               `json:"attempts"`
+	LastError string            `json:"last_error,omitempty"`
+}
+
+// Options for Open.
+type Options struct {
+	// Timeout waits for another process's lock before ErrLocked; default 1s.
+	Timeout time.Duration
+	// NoSync disables fsync (benchmarks of the non-durable path only).
+	NoSync bool
+	// Retention: a job's documents are purged this long after it ends
+	// (0: never).
+	Retention time.Duration
+}
+
+// DB is an open data directory.
+type DB struct {
+	db        *bolt.DB
+	dir       string
+	docs      string
+	retention time.Duration
+}
+
+// Open opens (creating if needed) the data directory dir.
+func Open(dir string, o Options) (*DB, error) {
+	if o.Timeout == 0 {
+		o.Timeout = time.Second
+	}
+	docs := filepath.Join(dir, docsName)
+	if err := os.MkdirAll(docs, 0o750); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	path := filepath.Join(dir, dbName)
+	db, err := bolt.Open(path, 0o640, &bolt.Options{Timeout: o.Timeout, NoSync: o.NoSync, FreelistType: bolt.FreelistMapType})
+	if errors.Is(err, bolterr.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s (is another faxbox running?)", ErrLocked, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bJobs, bActive, bRefs, bOutbox, bDead, bPurge, bMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: init %s: %w", path, err)
+	}
+	return &DB{db: db, dir: dir, docs: docs, retention: o.Retention}, nil
+}
+
+// Close closes the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+// Dir returns the data directory.
+func (s *DB) Dir() string { return s.dir }
+
+// DocDir returns the directory holding job id's documents.
+func (s *DB) DocDir(id string) string { return filepath.Join(s.docs, id) }
+
+// NextSeq returns a new arrival sequence number (durable with the next commit
+// of the caller's job; gaps are harmless).
+func (s *DB) nextSeq(tx *bolt.Tx) uint64 {
+	m := tx.Bucket(bMeta)
+	var n uint64
+	if v := m.Get(kSeq); len(v) == 8 {
+		n = binary.BigEndian.Uint64(v)
+	}
+	n++
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], n)
+	m.Put(kSeq, b[:])
+	return n
+}
+
+func refKey(kind, ref string) []byte { return []byte(kind + "\x00" + ref) }
+
+// Create stores a new job (its documents already written). When the job has
+// a client_ref already used for the same kind, it stores nothing and returns
+// the existing record with ErrRefExists.
+func (s *DB) Create(r *Record) (*Record, error) {
+	var existing *Record
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		existing = nil
+		j := r.Job
+		if j.ClientRef != "" {
+			if id := tx.Bucket(bRefs).Get(refKey(j.Kind, j.ClientRef)); id != nil {
+				rec, err := getTx(tx, string(id))
+				if err != nil {
+					return err
+				}
+				existing = rec
+				return nil
+			}
+			if err := tx.Bucket(bRefs).Put(refKey(j.Kind, j.ClientRef), []byte(j.ID)); err != nil {
+				return err
+			}
+		}
+		j.Seq = s.nextSeq(tx)
+		if r.Version == 0 {
+			r.Version = 1
+		}
+		return s.putTx(tx, r, nil)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: create %s: %w", r.Job.ID, err)
+	}
+	if existing != nil {
+		return existing, ErrRefExists
+	}
+	return r, nil
+}
+
+// Put writes r (if its version is newer than the stored one) and queues the
+// deliveries, in one transaction.
+func (s *DB) Put(r *Record, deliveries ...*Delivery) error {
+	err := s.db.Update(func(tx *bolt.Tx) error { return s.putTx(tx, r, deliveries) })
+	if err != nil {
+		return fmt.Errorf("store: put %s: %w", r.Job.ID, err)
+	}
+	return nil
+}
+
+// Write is one job change for PutMany.
+type Write struct {
+	Record     *Record
+	Deliveries []*Delivery
+}
+
+// PutMany commits several changes in one transaction (group commit). A stale
+// record is skipped (its deliveries are still queued) and reported in the
+// returned slice; any other error aborts the whole transaction.
+func (s *DB) PutMany(ws []Write) (stale []string, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		stale = stale[:0]
+		for _, w := range ws {
+			err := s.putTx(tx, w.Record, w.Deliveries)
+			if errors.Is(err, ErrStale) {
+				stale = append(stale, w.Record.Job.ID)
+				err = s.putTx(tx, nil, w.Deliveries)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: commit %d changes: %w", len(ws), diskErr(err))
+	}
+	return stale, nil
+}
+
+func (s *DB) putTx(tx *bolt.Tx, r *Record, deliveries []*Delivery) error {
+	if r == nil {
+		return putDeliveries(tx, deliveries)
+	}
+	id := []byte(r.Job.ID)
+	jobs := tx.Bucket(bJobs)
+	if old := jobs.Get(id); old != nil {
+		var o struct {
+			Version uint64 `json:"version"`
+		}
+		if err := json.Unmarshal(old, &o); err == nil && o.Version >= r.Version {
+			return fmt.Errorf("%w: have %d, put %d", ErrStale, o.Version, r.Version)
+		}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := jobs.Put(id, b); err != nil {
+		return err
+	}
+	if r.Job.Status.Terminal() {
+		if tx.Bucket(bActive).Get(id) != nil {
+			if err := tx.Bucket(bActive).Delete(id); err != nil {
+				return err
+			}
+			if s.retention > 0 && !r.Job.Purged {
+				end := r.Job.UpdatedAt
+				if r.Job.CompletedAt != nil {
+					end = *r.Job.CompletedAt
+				}
+				if err := tx.Bucket(bPurge).Put(purgeKey(end.Add(s.retention), r.Job.ID), nil); err != nil {
+					return err
+				}
+			}
+		}
+	} else if err := tx.Bucket(bActive).Put(id, []byte(r.Job.Status)); err != nil {
+		return err
+	}
+	return putDeliveries(tx, deliveries)
+}
+
+func putDeliveries(tx *bolt.Tx, deliveries []*Delivery) error {
+	ob := tx.Bucket(bOutbox)
+	for _, d := range deliveries {
+		db, err := json.Marshal(d)
+		if err != nil {
+			return err
+		}
+		if err := ob.Put([]byte(d.ID), db); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func getTx(tx *bolt.Tx, id string) (*Record, error) {
+	v := tx.Bucket(bJobs).Get([]byte(id))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	var r Record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("store: decode %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+// Get returns job id.
+func (s *DB) Get(id string) (*Record, error) {
+	var r *Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		r, err = getTx(tx, id)
+		return err
+	})
+	return r, err
+}
+
+// Active returns every non-terminal job, in arrival order.
+func (s *DB) Active() ([]*Record, error) {
+	var out []*Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bActive).ForEach(func(k, _ []byte) error {
+			r, err := getTx(tx, string(k))
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Filter selects jobs for List.
+type Filter struct {
+	Kind      string
+	Status    job.Status
+	ClientRef string
+	Since     time.Time
+	Cursor    string // list jobs with IDs before this one (newest first)
+	Limit     int
+}
+
+// List returns jobs newest first and the cursor for the next page ("" at the
+// end). IDs sort by creation time, so Since stops the scan early.
+func (s *DB) List(f Filter) ([]*job.Job, string, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	var out []*job.Job
+	next := ""
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if f.ClientRef != "" {
+			kind := f.Kind
+			if kind == "" {
+				kind = job.KindFax
+			}
+			id := tx.Bucket(bRefs).Get(refKey(kind, f.ClientRef))
+			if id == nil {
+				return nil
+			}
+			r, err := getTx(tx, string(id))
+			if err != nil {
+				return err
+			}
+			if match(r.Job, f) {
+				out = append(out, r.Job)
+			}
+			return nil
+		}
+		c := tx.Bucket(bJobs).Cursor()
+		var k, v []byte
+		if f.Cursor != "" {
+			c.Seek([]byte(f.Cursor))
+			k, v = c.Prev()
+		} else {
+			k, v = c.Last()
+		}
+		for ; k != nil; k, v = c.Prev() {
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("store: decode %s: %w", k, err)
+			}
+			if !f.Since.IsZero() && r.Job.CreatedAt.Before(f.Since) {
+				return nil
+			}
+			if !match(r.Job, f) {
+				continue
+			}
+			if len(out) == f.Limit {
+				next = string(bytes.Clone(lastID(out)))
+				return nil
+			}
+			out = append(out, r.Job)
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+func lastID(js []*job.Job) []byte { return []byte(js[len(js)-1].ID) }
+
+func match(j *job.Job, f Filter) bool {
+	if f.Kind != "" && j.Kind != f.Kind {
+		return false
+	}
+	if f.Status != "" && j.Status != f.Status {
+		return false
+	}
+	if !f.Since.IsZero() && j.CreatedAt.Before(f.Since) {
+		return false
+	}
+	return true
+}
+
+// Count returns the number of stored jobs and of active ones.
+func (s *DB) Count() (total, active int, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		total = tx.Bucket(bJobs).Stats().KeyN
+		active = tx.Bucket(bActive).Stats().KeyN
+		return nil
+	})
+	return
+}
+
+// Outbox returns every pending delivery.
+func (s *DB) Outbox() ([]*Delivery, error) {
+	var out []*Delivery
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bOutbox).ForEach(func(k, v []byte) error {
+			var d Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("store: decode delivery %s: %w", k, err)
+			}
+			out = append(out, &d)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// UpdateDelivery records a failed try of d.
+func (s *DB) UpdateDelivery(d *Delivery) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		ob := tx.Bucket(bOutbox)
+		if ob.Get([]byte(d.ID)) == nil {
+			return ErrNotFound
+		}
+		return ob.Put([]byte(d.ID), b)
+	})
+}
+
+// Delivered removes d from the outbox. With dead set, d is kept in the
+// dead-letter bucket instead (the receiver never accepted it).
+func (s *DB) Delivered(d *Delivery, dead bool) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bOutbox).Delete([]byte(d.ID)); err != nil {
+			return err
+		}
+		if !dead {
+			return nil
+		}
+		b, err := json.Marshal(d)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bDead).Put([]byte(d.ID), b)
+	})
+}
+
+// DeadLetters returns deliveries that were given up.
+func (s *DB) DeadLetters() ([]*Delivery, error) {
+	var out []*Delivery
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bDead).ForEach(func(k, v []byte) error {
+			var d Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return err
+			}
+			out = append(out, &d)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func purgeKey(at time.Time, id string) []byte {
+	k := make([]byte, 8, 8+len(id))
+	binary.BigEndian.PutUint64(k, uint64(at.UnixNano()))
+	return append(k, id...)
+}
+
+// SchedulePurge records that job id's documents are to be deleted at at.
+func (s *DB) SchedulePurge(id string, at time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bPurge).Put(purgeKey(at, id), nil) })
+}
+
+// Purge deletes the documents of every job whose purge time is not after
+// now, marks the records purged, and returns how many it purged.
+func (s *DB) Purge(now time.Time) (int, error) {
+	var due [][]byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bPurge).Cursor()
+		for k, _ := c.First(); k != nil && len(k) > 8; k, _ = c.Next() {
+			if int64(binary.BigEndian.Uint64(k[:8])) > now.UnixNano() {
+				break
+			}
+			due = append(due, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range due {
+		id := string(k[8:])
+		if r, err := s.Get(id); err == nil && !r.Job.Status.Terminal() {
+			// Retried since: its documents are in use again.
+			if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bPurge).Delete(k) }); err != nil {
+				return n, err
+			}
+			continue
+		}
+		if err := os.RemoveAll(s.DocDir(id)); err != nil {
+			return n, fmt.Errorf("store: purge %s: %w", id, err)
+		}
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			if r, err := getTx(tx, id); err == nil && !r.Job.Purged {
+				r.Job.Purged = true
+				r.Version++
+				if err := s.putTx(tx, r, nil); err != nil {
+					return err
+				}
+			}
+			return tx.Bucket(bPurge).Delete(k)
+		})
+		if err != nil {
+			return n, fmt.Errorf("store: purge %s: %w", id, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Size returns the database file's size in bytes.
+func (s *DB) Size() int64 {
+	var n int64
+	s.db.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	return n
+}

@@ -1,0 +1,186 @@
+// Package testline is the simulated line: numbers starting with the test
+// prefix never dial; each ends the way its last digit says, so integrators can
+// exercise their callback handling (as with cloud fax APIs).
+//
+//	<prefix>1  delivered
+//	<prefix>2  busy, every time
+//	<prefix>3  no answer
+//	<prefix>4  answered by a voice, not a fax (fax.remote_not_fax)
+//	<prefix>5  breaks after page 1 on the attempt that starts at page 1,
+//	           delivers the rest on the next attempt
+//	<prefix>6  invalid number (not retryable)
+//
+// Any other number with the prefix is reported as an invalid number.
+package testline
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/faxbox/faxbox/firmware/clock"
+	"github.com/faxbox/faxbox/firmware/dialler"
+	"github.com/faxbox/faxbox/firmware/failure"
+)
+
+// Line simulates calls. It implements dialler.Dialler.
+type Line struct {
+	Prefix   string
+	PageTime time.Duration
+	Clock    clock.Clock
+	Sink     dialler.Sink
+
+	mu    sync.Mutex
+	calls map[string]*call
+}
+
+type call struct {
+	r       dialler.Request
+	timer   clock.Timer
+	page    int
+	started time.Time
+	answer  time.Time
+	done    bool
+}
+
+// New returns a test line reporting to sink.
+func New(prefix string, pageTime time.Duration, c clock.Clock, sink dialler.Sink) *Line {
+	return &Line{Prefix: prefix, PageTime: pageTime, Clock: c, Sink: sink, calls: map[string]*call{}}
+}
+
+func (l *Line) step() time.Duration {
+	d := l.PageTime / 3
+	if d <= 0 {
+		d = time.Millisecond
+	}
+	return d
+}
+
+// Dial starts a simulated call.
+func (l *Line) Dial(_ context.Context, r dialler.Request) error {
+	num := strings.TrimPrefix(r.To, "+")
+	if !strings.HasPrefix(num, l.Prefix) {
+		return fmt.Errorf("testline: %s is not a test number (prefix %s)", r.To, l.Prefix)
+	}
+	c := &call{r: r, started: l.Clock.Now()}
+	l.mu.Lock()
+	if _, dup := l.calls[r.AttemptID]; dup {
+		l.mu.Unlock()
+		return fmt.Errorf("testline: attempt %s already dialled", r.AttemptID)
+	}
+	l.calls[r.AttemptID] = c
+	l.mu.Unlock()
+	l.Sink.Progress(dialler.Progress{AttemptID: r.AttemptID, State: dialler.StateDialing, Transport: "test", At: c.started})
+	l.after(c, l.step(), func() { l.answer(c) })
+	return nil
+}
+
+func (l *Line) after(c *call, d time.Duration, f func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c.done {
+		return
+	}
+	c.timer = l.Clock.AfterFunc(d, f)
+}
+
+func (l *Line) outcome(c *call) string {
+	return strings.TrimPrefix(strings.TrimPrefix(c.r.To, "+"), l.Prefix)
+}
+
+func (l *Line) answer(c *call) {
+	switch l.outcome(c) {
+	case "1", "5":
+	case "2":
+		l.finish(c, dialler.Result{Code: failure.LineBusy, Raw: "BUSY (test line)"})
+		return
+	case "3":
+		l.finish(c, dialler.Result{Code: failure.LineNoAnswer, Raw: "NOANSWER (test line)"})
+		return
+	case "4":
+		c.answer = l.Clock.Now()
+		l.finish(c, dialler.Result{Code: failure.FaxRemoteNotFax, Answered: true, Raw: "The call dropped prematurely (test line: voice answered)"})
+		return
+	default:
+		l.finish(c, dialler.Result{Code: failure.LineInvalidNumber, Raw: "unallocated number (test line)"})
+		return
+	}
+	c.answer = l.Clock.Now()
+	l.Sink.Progress(dialler.Progress{AttemptID: c.r.AttemptID, State: dialler.StateAnswered, Transport: "test", At: c.answer})
+	l.sendPage(c)
+}
+
+func (l *Line) sendPage(c *call) {
+	l.mu.Lock()
+	c.page++
+	page := c.page
+	l.mu.Unlock()
+	l.Sink.Progress(dialler.Progress{AttemptID: c.r.AttemptID, State: dialler.StateSending, Page: page, Pages: c.r.Pages, Transport: "test", At: l.Clock.Now()})
+	l.after(c, l.PageTime, func() { l.pageDone(c, page) })
+}
+
+func (l *Line) pageDone(c *call, page int) {
+	if l.outcome(c) == "5" && c.r.FirstPage == 1 && page == 1 && c.r.Pages > 1 {
+		l.finish(c, dialler.Result{Code: failure.FaxRemoteHangup, Answered: true, ReachedFax: true, PagesSent: 1,
+			Raw: "Disconnected after permission to transmit (test line: hung up after page 1)"})
+		return
+	}
+	if page < c.r.Pages {
+		l.sendPage(c)
+		return
+	}
+	l.finish(c, dialler.Result{Answered: true, ReachedFax: true, PagesSent: c.r.Pages, BitRate: 14400, ECM: c.r.ECM,
+		RemoteStationID: "FAXBOX TEST", Raw: "OK"})
+}
+
+// finish reports the result once and forgets the call.
+func (l *Line) finish(c *call, r dialler.Result) {
+	l.mu.Lock()
+	if c.done {
+		l.mu.Unlock()
+		return
+	}
+	c.done = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	delete(l.calls, c.r.AttemptID)
+	l.mu.Unlock()
+	r.AttemptID = c.r.AttemptID
+	r.Transport = "test"
+	r.Channel = "Test/" + c.r.To
+	r.AnsweredAt = c.answer
+	r.EndedAt = l.Clock.Now()
+	l.Sink.Result(r)
+}
+
+// Hangup ends a simulated call; the pages already sent count.
+func (l *Line) Hangup(_ context.Context, id string) error {
+	l.mu.Lock()
+	c, ok := l.calls[id]
+	l.mu.Unlock()
+	if !ok {
+		return dialler.ErrUnknownAttempt
+	}
+	l.mu.Lock()
+	sent := max(c.page-1, 0)
+	answered := !c.answer.IsZero()
+	l.mu.Unlock()
+	l.finish(c, dialler.Result{Code: failure.LineDropped, Answered: answered, ReachedFax: answered, PagesSent: sent, Raw: "hung up by faxbox"})
+	return nil
+}
+
+// Reconcile: a simulated call does not survive a restart of faxbox.
+func (l *Line) Reconcile(_ context.Context, ids []string) (map[string]bool, error) {
+	alive := map[string]bool{}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := l.calls[id]; ok {
+			alive[id] = true
+		}
+	}
+	return alive, nil
+}
