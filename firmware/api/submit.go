@@ -218,7 +218,9 @@ func sniff(h []byte) string {
 // checkDocument does the cheap checks that catch a broken file before the
 // job is accepted; the converter does the rest.
 func checkDocument(path, typ string) *Error {
-	bad := func(msg string) *Error { return errf(http.StatusUnprocessableEntity, "unreadable_document", "file", msg) }
+	bad := func(msg string) *Error {
+		return errf(http.StatusUnprocessableEntity, "unreadable_document", "file", msg)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return bad(err.Error())
