@@ -6,12 +6,22 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS := ./...
 
-.PHONY: all build test bench vendor lint deps
+.PHONY: all build test bench vendor lint deps run
+LISTEN ?= 127.0.0.1:8080
+RUNDIR ?= .run
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/faxbox ./cmd/faxbox
+
+# run: build and run a faxbox in the foreground (Ctrl-C stops it). The API
+# token comes from FAXBOX_TOKEN, or is generated and printed.
+run: deps build
+	@mkdir -p $(RUNDIR)/data
+	@tok="$${FAXBOX_TOKEN:-}"; if [ -z "$$tok" ]; then tok=$$(head -c 18 /dev/urandom | base64 | tr '+/' '-_'); echo "FAXBOX_TOKEN=$$tok"; fi; \
+	  echo "faxbox on http://$(LISTEN)  (try: curl -H \"Authorization: Bearer $$tok\" -F to=99990001 -F file=@README.md http://$(LISTEN)/v1/faxes)"; \
+	  exec bin/faxbox serve -data $(RUNDIR)/data -listen $(LISTEN) -token "$$tok"
 
 # deps installs the Debian packages the box and its tests use (idempotent).
 deps:

@@ -189,7 +189,7 @@ func Default() Config {
 		Convert:   Convert{Timeout: Duration(120 * time.Second), MemoryMB: 1024, Ghostscript: "gs"},
 		Retry:     Retry{},
 		Retention: Duration(7 * 24 * time.Hour),
-		Compat:    Compat{Enabled: true},
+		Compat:    Compat{Enabled: true, AllowIPs: []string{"127.0.0.1/32", "::1/128"}},
 	}
 }
 
