@@ -45,6 +45,9 @@ func TestCreateRefAndVersions(t *testing.T) {
 	if !errors.Is(err, ErrRefExists) || got.Job.ID != "fx_1" {
 		t.Fatalf("duplicate ref: %v %v", got, err)
 	}
+	if total, active, _ := s.Count(); total != 1 || active != 1 {
+		t.Fatalf("count = %d total, %d active; want 1, 1", total, active)
+	}
 	if _, err := s.Get("fx_2"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the duplicate was stored: %v", err)
 	}
