@@ -247,3 +247,67 @@ func Events(hs []Hook, id string) []Event {
 	}
 	return out
 }
+
+// PDFOfSize makes a one-page PDF of roughly size bytes (an incompressible
+// image fills it), with real ghostscript.
+func PDFOfSize(t testing.TB, size int) []byte {
+	t.Helper()
+	Require(t, "gs")
+	dir := t.TempDir()
+	side := 8
+	for side*side < size {
+		side++
+	}
+	var ps strings.Builder
+	ps.WriteString("%!PS\n/Helvetica findfont 24 scalefont setfont 72 750 moveto (faxbox sized test document) show\n")
+	if size > 20000 {
+		fmt.Fprintf(&ps, "gsave 72 72 translate 450 450 scale %d %d 8 [%d 0 0 -%d 0 %d] currentfile /ASCIIHexDecode filter image\n", side, side, side, side, side)
+		seed := uint32(12345)
+		for i := 0; i < side*side; i++ {
+			seed = seed*1664525 + 1013904223
+			fmt.Fprintf(&ps, "%02x", byte(seed>>24))
+			if i%40 == 39 {
+				ps.WriteByte('\n')
+			}
+		}
+		ps.WriteString(">\ngrestore\n")
+	} else {
+		for y := 700; y > 80 && ps.Len() < size*3; y -= 14 {
+			fmt.Fprintf(&ps, "/Courier findfont 10 scalefont setfont 72 %d moveto (line %d of a plain business letter, with some words on it.) show\n", y, y)
+		}
+	}
+	ps.WriteString("showpage\n")
+	src := filepath.Join(dir, "in.ps")
+	out := filepath.Join(dir, "out.pdf")
+	os.WriteFile(src, []byte(ps.String()), 0o600)
+	if b, err := exec.Command("gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pdfwrite", "-dAutoFilterGrayImages=false", "-dGrayImageFilter=/FlateEncode", "-o", out, src).CombinedOutput(); err != nil {
+		t.Fatalf("gs: %v\n%s", err, b)
+	}
+	b, _ := os.ReadFile(out)
+	return b
+}
+
+// Percentile returns the p-th percentile (0..100) of sorted durations.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1) * p / 100)
+	return sorted[i]
+}
+
+// FaxTIFF makes a fax-ready TIFF-F (G4, 1728 px wide, standard resolution)
+// of n sparse pages with real ghostscript (LAB.md §1's command).
+func FaxTIFF(t testing.TB, n int) []byte {
+	t.Helper()
+	pdf := PDF(t, n)
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.pdf"), filepath.Join(dir, "out.tif")
+	os.WriteFile(in, pdf, 0o600)
+	if b, err := exec.Command("gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=tiffg4", "-r204x98", "-g1728x1078",
+		"-dFIXEDMEDIA", "-dPDFFitPage", "-o", out, in).CombinedOutput(); err != nil {
+		t.Fatalf("gs: %v\n%s", err, b)
+	}
+	b, _ := os.ReadFile(out)
+	return b
+}
