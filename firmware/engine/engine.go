@@ -237,7 +237,7 @@ func (e *Engine) Start(ctx context.Context) error {
 				en.dialIssued = true
 				e.log.Info("engine: attempt still up after restart; waiting for its result", "job", j.ID, "attempt", a.ID)
 			} else {
-				j.Dials++
+				// Not counted as a dial: the box, not the line, failed.
 				lost = append(lost, dialler.Result{AttemptID: a.ID, Code: failure.LineInterrupted, Raw: "faxbox restarted during the attempt; the call was not found in Asterisk", EndedAt: now})
 			}
 		}
@@ -590,7 +590,6 @@ func (e *Engine) dial(en *entry, d dialler.Dialler, req dialler.Request, durable
 	}
 	en.attemptTIF = path
 	en.dialIssued = true
-	en.rec.Job.Dials++
 	e.mu.Unlock()
 
 	if err := d.Dial(e.ctx, req); err != nil {
@@ -694,6 +693,11 @@ func (e *Engine) Result(r dialler.Result) {
 	}
 	cancelled := en.cancel || r.Code == failure.JobCancelled
 	delete(e.calls, r.AttemptID)
+	if en.dialIssued && r.Code != failure.LineUnavailable {
+		// A dial counts once its command was issued; an attempt lost to a
+		// restart of faxbox (not the line's doing) does not.
+		en.rec.Job.Dials++
+	}
 	en.inCall, en.attemptID, en.attemptTIF, en.dialIssued, en.cancel = false, "", "", false, false
 	j := en.rec.Job
 	evs := lifecycle.Finish(j, r, cancelled, e.cfg.Policy, now)

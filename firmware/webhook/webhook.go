@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -118,7 +119,8 @@ type Sender struct {
 	sem    chan struct{}
 
 	mu      sync.Mutex
-	pending map[string]clock.Timer
+	pending map[string]clock.Timer       // scheduled deliveries (heads of their job's queue)
+	queued  map[string][]*store.Delivery // job → deliveries waiting behind the head, in order
 	closed  bool
 	wg      sync.WaitGroup
 	ctx     context.Context
@@ -145,7 +147,7 @@ func NewSender(st *store.DB, clk clock.Clock, secret string, pol config.Webhook,
 	return &Sender{st: st, clk: clk, secret: secret, pol: pol, log: log,
 		client:  &http.Client{Timeout: pol.Timeout.D(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		sem:     make(chan struct{}, pol.Workers),
-		pending: map[string]clock.Timer{}, ctx: ctx, stop: stop}
+		pending: map[string]clock.Timer{}, queued: map[string][]*store.Delivery{}, ctx: ctx, stop: stop}
 }
 
 // Start schedules every delivery left in the outbox.
@@ -158,28 +160,71 @@ func (s *Sender) Start() error {
 	return nil
 }
 
-// Enqueue schedules durable deliveries.
+// Enqueue schedules durable deliveries. Deliveries of one job go out one at
+// a time, in the order they were created (their IDs sort by time), so a
+// receiver sees fax.attempt_failed before fax.failed.
 func (s *Sender) Enqueue(ds []*store.Delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
-	now := s.clk.Now()
-	for _, d := range ds {
+	sorted := append([]*store.Delivery(nil), ds...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
+	for _, d := range sorted {
 		if _, ok := s.pending[d.ID]; ok {
 			continue
 		}
-		d := d
-		s.pending[d.ID] = s.clk.AfterFunc(max(d.NextAt.Sub(now), 0), func() { s.fire(d) })
+		q, busy := s.queued[d.JobID]
+		dup := false
+		for _, x := range q {
+			dup = dup || x.ID == d.ID
+		}
+		if dup {
+			continue
+		}
+		s.queued[d.JobID] = append(q, d)
+		if !busy {
+			s.startLocked(d.JobID)
+		}
 	}
+}
+
+// startLocked schedules the head of job's queue.
+func (s *Sender) startLocked(jobID string) {
+	q := s.queued[jobID]
+	if len(q) == 0 {
+		delete(s.queued, jobID)
+		return
+	}
+	d := q[0]
+	s.pending[d.ID] = s.clk.AfterFunc(max(d.NextAt.Sub(s.clk.Now()), 0), func() { s.fire(d) })
+}
+
+// doneLocked removes the head of d's job queue and starts the next.
+func (s *Sender) doneLocked(d *store.Delivery) {
+	delete(s.pending, d.ID)
+	q := s.queued[d.JobID]
+	if len(q) > 0 && q[0].ID == d.ID {
+		q = q[1:]
+	}
+	if len(q) == 0 {
+		delete(s.queued, d.JobID)
+		return
+	}
+	s.queued[d.JobID] = q
+	s.startLocked(d.JobID)
 }
 
 // Pending returns how many deliveries wait.
 func (s *Sender) Pending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.pending)
+	n := 0
+	for _, q := range s.queued {
+		n += len(q)
+	}
+	return n
 }
 
 // Close stops sending; what is left stays in the outbox for the next start.
@@ -190,6 +235,7 @@ func (s *Sender) Close() {
 		t.Stop()
 		delete(s.pending, id)
 	}
+	s.queued = map[string][]*store.Delivery{}
 	s.mu.Unlock()
 	s.stop()
 	s.wg.Wait()
@@ -213,7 +259,6 @@ func (s *Sender) fire(d *store.Delivery) {
 	<-s.sem
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.pending, d.ID)
 	if s.closed {
 		return
 	}
@@ -223,6 +268,7 @@ func (s *Sender) fire(d *store.Delivery) {
 		if err := s.st.Delivered(d, false); err != nil {
 			s.log.Error("webhook: record delivery", "delivery", d.ID, "err", err)
 		}
+		s.doneLocked(d)
 		return
 	}
 	s.failed++
@@ -233,6 +279,7 @@ func (s *Sender) fire(d *store.Delivery) {
 		if err := s.st.Delivered(d, true); err != nil {
 			s.log.Error("webhook: record dead letter", "delivery", d.ID, "err", err)
 		}
+		s.doneLocked(d)
 		return
 	}
 	wait := Backoff(s.pol, d.Attempts)

@@ -1,0 +1,96 @@
+// Command faxbox is the fax and callback appliance's supervisor.
+//
+//	faxbox serve [-config FILE] [-listen ADDR] [-data DIR] [-token TOKEN]
+//	faxbox version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/faxbox/faxbox/firmware/box"
+	"github.com/faxbox/faxbox/firmware/config"
+)
+
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "faxbox", version)
+		return 0
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "faxbox: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, `usage:
+  faxbox serve [-config FILE] [-listen ADDR] [-data DIR] [-token TOKEN]
+  faxbox version`)
+}
+
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (JSON); defaults apply without one")
+	listen := fs.String("listen", "", "HTTP listen address (overrides the file's listen)")
+	data := fs.String("data", "", "data directory (overrides the file's data_dir)")
+	token := fs.String("token", "", "API bearer token (added to the file's tokens)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg := config.Default()
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			fmt.Fprintln(stderr, "faxbox:", err)
+			return 1
+		}
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *data != "" {
+		cfg.DataDir = *data
+	}
+	if *token != "" {
+		cfg.Tokens = append(cfg.Tokens, *token)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b, err := box.Open(ctx, cfg, box.Options{Log: log, Version: version})
+	if err != nil {
+		fmt.Fprintln(stderr, "faxbox:", err)
+		return 1
+	}
+	defer b.Close()
+	if err := b.Serve(ctx, nil); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "faxbox:", err)
+		return 1
+	}
+	log.Info("faxbox stopped")
+	return 0
+}

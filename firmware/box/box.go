@@ -1,0 +1,206 @@
+// Package box assembles a running faxbox from its configuration: store,
+// engine with its diallers, webhook sender and the HTTP API. cmd/faxbox and
+// the end-to-end tests both start the box through Run.
+package box
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/faxbox/faxbox/firmware/api"
+	"github.com/faxbox/faxbox/firmware/clock"
+	"github.com/faxbox/faxbox/firmware/config"
+	"github.com/faxbox/faxbox/firmware/convert"
+	"github.com/faxbox/faxbox/firmware/dialler"
+	"github.com/faxbox/faxbox/firmware/engine"
+	"github.com/faxbox/faxbox/firmware/events"
+	"github.com/faxbox/faxbox/firmware/lifecycle"
+	"github.com/faxbox/faxbox/firmware/scheduler"
+	"github.com/faxbox/faxbox/firmware/store"
+	"github.com/faxbox/faxbox/firmware/testline"
+	"github.com/faxbox/faxbox/firmware/webhook"
+)
+
+// TestGroup is the name of the simulated test line's group.
+const TestGroup = "test"
+
+// Box is a running faxbox.
+type Box struct {
+	Cfg     config.Config
+	Store   *store.DB
+	Engine  *engine.Engine
+	Sender  *webhook.Sender
+	Bus     *events.Bus
+	API     *api.Server
+	Log     *slog.Logger
+	Clock   clock.Clock
+	Version string
+
+	ln      net.Listener
+	srv     *http.Server
+	started time.Time
+	purge   clock.Timer
+}
+
+// Options are the parts a caller may inject.
+type Options struct {
+	Clock   clock.Clock
+	Log     *slog.Logger
+	Version string
+	// Diallers adds diallers for the config's line groups, by group name.
+	Diallers map[string]dialler.Dialler
+	// Listener, when set, is served instead of listening on cfg.Listen.
+	Listener net.Listener
+}
+
+// Open builds the box (store open, engine recovered) without serving HTTP.
+func Open(ctx context.Context, cfg config.Config, o Options) (*Box, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	b := &Box{Cfg: cfg, Log: o.Log, Clock: o.Clock, Version: o.Version, Bus: events.NewBus(), started: time.Now()}
+	st, err := store.Open(cfg.DataDir, store.Options{Retention: cfg.Retention.D()})
+	if err != nil {
+		return nil, err
+	}
+	b.Store = st
+	b.Sender = webhook.NewSender(st, o.Clock, cfg.WebhookSecret, cfg.Webhook, o.Log)
+
+	groups := []*scheduler.Group{{Name: TestGroup, Channels: max(cfg.TestLine.Channels, 1), Prefixes: []string{cfg.TestLine.Prefix}, Test: true}}
+	diallers := map[string]dialler.Dialler{}
+	for _, g := range cfg.LineGroups {
+		if g.Name == TestGroup {
+			st.Close()
+			return nil, fmt.Errorf("box: line group name %q is reserved for the test line", TestGroup)
+		}
+		d := o.Diallers[g.Name]
+		if d == nil {
+			st.Close()
+			return nil, fmt.Errorf("box: no dialler for line group %s (transport %q)", g.Name, g.Transport)
+		}
+		groups = append(groups, &scheduler.Group{Name: g.Name, Channels: g.Channels, Prefixes: g.Prefixes})
+		diallers[g.Name] = d
+	}
+	workers := cfg.Convert.Workers
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	conv := convert.New(convert.Config{
+		Ghostscript: cfg.Convert.Ghostscript,
+		Timeout:     cfg.Convert.Timeout.D(),
+		MemoryMB:    cfg.Convert.MemoryMB,
+		MaxPages:    cfg.Limits.MaxPages,
+	})
+	sink := &sinkProxy{}
+	tl := testline.New(cfg.TestLine.Prefix, cfg.TestLine.PageTime.D(), o.Clock, sink)
+	diallers[TestGroup] = tl
+	eng, err := engine.New(engine.Config{
+		Store: st, Clock: o.Clock, Bus: b.Bus, Docs: documents{conv: conv, clk: o.Clock},
+		Groups: groups, Diallers: diallers, Policy: lifecycle.Policy{Retry: cfg.Retry},
+		Workers: workers, Outbox: webhook.Outbox(o.Clock.Now), Deliver: b.Sender.Enqueue,
+		Log: o.Log, StationID: cfg.StationID,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	sink.e = eng
+	b.Engine = eng
+	if err := eng.Start(ctx); err != nil {
+		eng.Close()
+		st.Close()
+		return nil, err
+	}
+	if err := b.Sender.Start(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.API = &api.Server{Cfg: cfg, Store: st, Engine: eng, Bus: b.Bus, Renderer: renderer{}, Version: o.Version,
+		Log: o.Log, Now: o.Clock.Now, Started: b.started, Extra: b.extra}
+	b.schedulePurge()
+	return b, nil
+}
+
+// sinkProxy lets diallers be built before the engine they report to.
+type sinkProxy struct{ e *engine.Engine }
+
+func (s *sinkProxy) Progress(p dialler.Progress) { s.e.Progress(p) }
+func (s *sinkProxy) Result(r dialler.Result)     { s.e.Result(r) }
+
+func (b *Box) extra() map[string]any {
+	sent, failed := b.Sender.Stats()
+	return map[string]any{"webhooks_pending": b.Sender.Pending(), "webhooks_sent_total": sent, "webhook_failures_total": failed}
+}
+
+func (b *Box) schedulePurge() {
+	n, err := b.Store.Purge(b.Clock.Now())
+	if err != nil {
+		b.Log.Error("retention: purge", "err", err)
+	} else if n > 0 {
+		b.Log.Info("retention: purged documents", "jobs", n)
+	}
+	b.purge = b.Clock.AfterFunc(time.Hour, b.schedulePurge)
+}
+
+// Serve listens (unless a listener was given) and serves the API until ctx
+// ends or Close is called.
+func (b *Box) Serve(ctx context.Context, ln net.Listener) error {
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", b.Cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("box: listen %s: %w", b.Cfg.Listen, err)
+		}
+	}
+	b.ln = ln
+	b.srv = &http.Server{Handler: b.API.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	b.Log.Info("faxbox ready", "listen", ln.Addr().String(), "data", b.Cfg.DataDir, "version", b.Version,
+		"startup", time.Since(b.started).Round(time.Millisecond).String())
+	errc := make(chan error, 1)
+	go func() { errc <- b.srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		b.srv.Shutdown(sctx)
+		return nil
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+}
+
+// Addr returns the address being served, once Serve has started.
+func (b *Box) Addr() string {
+	if b.ln == nil {
+		return ""
+	}
+	return b.ln.Addr().String()
+}
+
+// Close stops everything and closes the store.
+func (b *Box) Close() error {
+	if b.purge != nil {
+		b.purge.Stop()
+	}
+	if b.srv != nil {
+		b.srv.Close()
+	}
+	b.Engine.Close()
+	b.Sender.Close()
+	return b.Store.Close()
+}
