@@ -24,6 +24,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/faxbox/faxbox/firmware/convert"
 	"github.com/faxbox/faxbox/firmware/engine"
 	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/firmware/store"
@@ -183,36 +184,13 @@ func clean(name string) string {
 	return "upload"
 }
 
-// sniff types a document by its first bytes.
+// sniff types a document by its content ("" when unsupported).
 func sniff(h []byte) string {
-	switch {
-	case bytes.HasPrefix(h, []byte("%PDF-")):
-		return "pdf"
-	case bytes.HasPrefix(h, []byte("II*\x00")), bytes.HasPrefix(h, []byte("MM\x00*")):
-		return "tiff"
-	case bytes.HasPrefix(h, []byte("\x89PNG\r\n\x1a\n")):
-		return "png"
-	case bytes.HasPrefix(h, []byte("\xff\xd8\xff")):
-		return "jpeg"
-	}
-	if len(h) == 0 {
-		return "text"
-	}
-	// Plain text: UTF-8 (a cut rune at the end is fine), no NUL or other
-	// binary control characters.
-	t := h
-	for i := 0; i < 3 && len(t) > 0 && !utf8.Valid(t); i++ {
-		t = t[:len(t)-1]
-	}
-	if !utf8.Valid(t) {
+	t, err := convert.Sniff(h)
+	if err != nil {
 		return ""
 	}
-	for _, c := range t {
-		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f' {
-			return ""
-		}
-	}
-	return "text"
+	return string(t)
 }
 
 // checkDocument does the cheap checks that catch a broken file before the

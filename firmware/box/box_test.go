@@ -3,7 +3,9 @@ package box
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"hash/crc32"
 	"fmt"
 	"image"
 	"image/color"
@@ -268,9 +270,10 @@ func TestHostileInput(t *testing.T) {
 	var pngBuf bytes.Buffer
 	png.Encode(&pngBuf, image.NewGray(image.Rect(0, 0, 10, 10)))
 	bomb := append([]byte(nil), pngBuf.Bytes()...)
-	// Claim 60000x60000 in the IHDR (width at 16, height at 20); the CRC no
-	// longer matches, which DecodeConfig does not check.
+	// Claim 60000x60000 in the IHDR (width at 16, height at 20), with a
+	// valid CRC: a decompression bomb that only its header gives away.
 	copy(bomb[16:], []byte{0, 0, 0xea, 0x60, 0, 0, 0xea, 0x60})
+	binary.BigEndian.PutUint32(bomb[29:], crc32.ChecksumIEEE(bomb[12:29]))
 	cases := []struct {
 		name   string
 		parts  []testkit.Part

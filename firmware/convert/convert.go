@@ -90,7 +90,7 @@ func Sniff(h []byte) (Type, error) {
 		return "", ErrUnsupported
 	}
 	for _, c := range t {
-		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f' {
+		if (c < 0x20 || c == 0x7f) && c != '\n' && c != '\r' && c != '\t' && c != '\f' {
 			return "", ErrUnsupported
 		}
 	}
@@ -186,6 +186,9 @@ func (c *Converter) Convert(ctx context.Context, inputs []Input, out string, opt
 		return 0, err
 	}
 	g := geom{ydpi: ydpi, rows: rows, w: float64(Width) / 204 * 72, h: float64(rows) / float64(ydpi) * 72}
+	if n, ok := c.passThrough(inputs, out, opt, ydpi); ok {
+		return n, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	work, err := os.MkdirTemp(filepath.Dir(out), ".convert-")
@@ -230,6 +233,37 @@ func (c *Converter) Convert(ctx context.Context, inputs []Input, out string, opt
 		return 0, err
 	}
 	return n, nil
+}
+
+// passThrough copies a single input that already is a fax TIFF at the
+// requested resolution when no header is to be drawn: nothing to render.
+func (c *Converter) passThrough(inputs []Input, out string, opt Options, ydpi int) (int, bool) {
+	if len(inputs) != 1 || inputs[0].Type != TIFF || opt.Header != "" {
+		return 0, false
+	}
+	b, err := os.ReadFile(inputs[0].Path)
+	if err != nil {
+		return 0, false
+	}
+	f, err := tiff.Parse(b)
+	if err != nil || len(f.Pages) > c.cfg.MaxPages {
+		return 0, false
+	}
+	for i, p := range f.Pages {
+		x, y := p.Resolution()
+		if p.Width != Width || x < 200 || x > 208 || y < float64(ydpi)*0.97 || y > float64(ydpi)*1.03 || f.Decode(i) != nil {
+			return 0, false
+		}
+	}
+	tmp := out + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o640); err != nil {
+		return 0, false
+	}
+	if err := syncRename(tmp, out); err != nil {
+		os.Remove(tmp)
+		return 0, false
+	}
+	return len(f.Pages), true
 }
 
 func (c *Converter) ctxErr(ctx context.Context, err error) error {
