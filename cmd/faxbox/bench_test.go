@@ -25,6 +25,7 @@ func BenchmarkStartupAndRSS100k(b *testing.B) {
 	}
 	now := time.Now()
 	const total, waiting = 100_000, 100
+	var batch []*store.Record
 	for i := 0; i < total; i++ {
 		j := &job.Job{ID: fmt.Sprintf("fx_%08d", i), Kind: job.KindFax, To: "99990001", Status: job.Delivered,
 			Pages: 2, PagesConfirmed: 2, MaxAttempts: 3, CreatedAt: now, UpdatedAt: now, ExpireAt: now.Add(24 * time.Hour),
@@ -37,8 +38,12 @@ func BenchmarkStartupAndRSS100k(b *testing.B) {
 			j.NextAttemptAt = &next
 			j.Pages, j.PagesConfirmed = 2, 0
 		}
-		if _, err := st.Create(&store.Record{Job: j, Version: 1}); err != nil {
-			b.Fatal(err)
+		batch = append(batch, &store.Record{Job: j, Version: 1})
+		if len(batch) == 5000 || i == total-1 {
+			if err := st.CreateMany(batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = nil
 		}
 	}
 	size := st.Size()

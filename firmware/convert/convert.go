@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -197,37 +198,59 @@ func (c *Converter) Convert(ctx context.Context, inputs []Input, out string, opt
 	}
 	defer os.RemoveAll(work)
 
+	// One PostScript driver: count every document's pages, refuse too
+	// many, install the header, then render each document in order.
+	var drv strings.Builder
+	drv.WriteString("%!PS\n/FaxboxTotal 0 def\n")
+	dirs := map[string]bool{work: true}
 	var files []string
-	total := 0
 	for i, in := range inputs {
 		path, n, err := c.prepare(ctx, work, i, in, g)
 		if err != nil {
 			return 0, c.ctxErr(ctx, fmt.Errorf("document %d (%s): %w", i+1, in.Type, err))
 		}
-		total += n
-		if total > c.cfg.MaxPages {
-			return 0, fmt.Errorf("%w: more than %d pages", ErrTooManyPages, c.cfg.MaxPages)
+		abs, err := filepath.Abs(path)
+		if err != nil || strings.ContainsAny(abs, "\r\n") {
+			return 0, fmt.Errorf("convert: unusable path %q", path)
 		}
-		files = append(files, path)
+		dirs[filepath.Dir(abs)] = true
+		if n > 0 {
+			fmt.Fprintf(&drv, "/FaxboxTotal FaxboxTotal %d add def\n", n)
+		} else { // a PDF: ghostscript counts
+			fmt.Fprintf(&drv, "%s (r) file runpdfbegin pdfpagecount dup 0 eq { (FAXBOX-NO-PAGES %d) = flush quit } if runpdfend /FaxboxTotal exch FaxboxTotal add def\n", psString(abs), i+1)
+		}
+		files = append(files, abs)
 	}
-	hdr := filepath.Join(work, "header.ps")
-	if err := os.WriteFile(hdr, headerPS(opt, total), 0o600); err != nil {
+	fmt.Fprintf(&drv, "FaxboxTotal %d gt { (FAXBOX-TOO-MANY ) print FaxboxTotal = flush quit } if\n", c.cfg.MaxPages)
+	drv.Write(headerPS(opt))
+	for _, f := range files {
+		fmt.Fprintf(&drv, "%s run\n", psString(f))
+	}
+	driver := filepath.Join(work, "driver.ps")
+	if err := os.WriteFile(driver, []byte(drv.String()), 0o600); err != nil {
 		return 0, fmt.Errorf("convert: %w", err)
 	}
 	tmpOut := filepath.Join(work, "out.tif")
 	args := []string{"-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-dNOINTERACT", "-sDEVICE=tiffg4",
 		fmt.Sprintf("-r204x%d", ydpi), fmt.Sprintf("-g%dx%d", Width, rows), "-dFIXEDMEDIA", "-dPDFFitPage",
-		"-sOutputFile=" + tmpOut, hdr}
-	args = append(args, files...)
-	if _, err := c.gs(ctx, args...); err != nil {
+		"-sOutputFile=" + tmpOut}
+	for d := range dirs {
+		args = append(args, "--permit-file-read="+d+"/")
+	}
+	args = append(args, driver)
+	stdout, err := c.gs(ctx, args...)
+	if err != nil {
 		return 0, c.ctxErr(ctx, err)
+	}
+	if m := regexp.MustCompile(`FAXBOX-TOO-MANY (\d+)`).FindSubmatch(stdout); m != nil {
+		return 0, fmt.Errorf("%w: %s pages, at most %d", ErrTooManyPages, m[1], c.cfg.MaxPages)
+	}
+	if m := regexp.MustCompile(`FAXBOX-NO-PAGES (\d+)`).FindSubmatch(stdout); m != nil {
+		return 0, fmt.Errorf("%w: document %s has no pages", ErrUnreadable, m[1])
 	}
 	n, err := tiff.Validate(tmpOut, Width)
 	if err != nil {
 		return 0, fmt.Errorf("%w: ghostscript output: %v", ErrUnreadable, err)
-	}
-	if n != total {
-		return 0, fmt.Errorf("%w: rendered %d pages, counted %d", ErrUnreadable, n, total)
 	}
 	if err := syncRename(tmpOut, out); err != nil {
 		return 0, err
@@ -273,20 +296,21 @@ func (c *Converter) ctxErr(ctx context.Context, err error) error {
 	return err
 }
 
-// prepare turns one input into a file ghostscript can render and counts its
-// pages.
+// prepare turns one input into a file ghostscript can render and returns
+// its page count, or 0 for a PDF (the driver counts those).
 func (c *Converter) prepare(ctx context.Context, work string, i int, in Input, g geom) (string, int, error) {
 	switch in.Type {
 	case PDF:
-		n, err := c.pdfPages(ctx, in.Path)
-		return in.Path, n, err
+		if _, err := os.Stat(in.Path); err != nil {
+			return "", 0, fmt.Errorf("%w: %v", ErrUnreadable, err)
+		}
+		return in.Path, 0, nil // counted by ghostscript in the driver
 	case TIFF:
 		pdf := filepath.Join(work, fmt.Sprintf("in-%02d.pdf", i))
 		if err := c.run(ctx, "tiff2pdf", "-o", pdf, in.Path); err != nil {
 			return "", 0, fmt.Errorf("%w: %v", ErrUnreadable, err)
 		}
-		n, err := c.pdfPages(ctx, pdf)
-		return pdf, n, err
+		return pdf, 0, nil
 	case PNG, JPEG:
 		ps := filepath.Join(work, fmt.Sprintf("in-%02d.ps", i))
 		if err := imagePS(in.Path, ps, g); err != nil {
@@ -299,31 +323,6 @@ func (c *Converter) prepare(ctx context.Context, work string, i int, in Input, g
 		return ps, n, err
 	}
 	return "", 0, fmt.Errorf("%w: %q", ErrUnsupported, in.Type)
-}
-
-// pdfPages asks ghostscript how many pages a PDF has.
-func (c *Converter) pdfPages(ctx context.Context, path string) (int, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return 0, err
-	}
-	if strings.ContainsAny(abs, "()\\\n\r") {
-		return 0, fmt.Errorf("convert: unusable path %q", abs)
-	}
-	out, err := c.gs(ctx, "-q", "-dNODISPLAY", "-dSAFER", "-dNOINTERACT", "--permit-file-read="+abs,
-		"-c", "("+abs+") (r) file runpdfbegin pdfpagecount = quit")
-	if err != nil {
-		return 0, err
-	}
-	lines := strings.Fields(string(out))
-	if len(lines) == 0 {
-		return 0, fmt.Errorf("%w: ghostscript found no pages", ErrUnreadable)
-	}
-	n, err := strconv.Atoi(lines[len(lines)-1])
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%w: the PDF has no readable pages", ErrUnreadable)
-	}
-	return n, nil
 }
 
 // gs runs ghostscript under the memory limit in its own process group, so a

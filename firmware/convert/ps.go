@@ -41,10 +41,10 @@ func latin1Font(font, name string) string {
 }
 
 // headerPS is the PostScript run before the documents: an EndPage procedure
-// that draws the header on every page, numbering pages across all inputs.
-func headerPS(opt Options, total int) []byte {
+// that draws the header on every page, numbering pages across all inputs
+// (FaxboxTotal is the total the driver counted).
+func headerPS(opt Options) []byte {
 	var b strings.Builder
-	b.WriteString("%!PS\n")
 	if opt.Header == "" {
 		return []byte(b.String())
 	}
@@ -75,7 +75,7 @@ func headerPS(opt Options, total int) []byte {
 			ops.WriteString("cnt 1 add 12 string cvs show ")
 			h = h[2:]
 		case strings.HasPrefix(h, "%N"):
-			ops.WriteString(psString(fmt.Sprint(total)) + " show ")
+			ops.WriteString("FaxboxTotal 12 string cvs show ")
 			h = h[2:]
 		default:
 			ops.WriteString("(%) show ")

@@ -189,6 +189,36 @@ func (s *DB) Create(r *Record) (*Record, error) {
 	return r, nil
 }
 
+// CreateMany stores many new jobs in one transaction (bulk import); a
+// client_ref already in use is an error for the whole batch.
+func (s *DB) CreateMany(rs []*Record) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, r := range rs {
+			j := r.Job
+			if j.ClientRef != "" {
+				if tx.Bucket(bRefs).Get(refKey(j.Kind, j.ClientRef)) != nil {
+					return fmt.Errorf("%w: %s", ErrRefExists, j.ClientRef)
+				}
+				if err := tx.Bucket(bRefs).Put(refKey(j.Kind, j.ClientRef), []byte(j.ID)); err != nil {
+					return err
+				}
+			}
+			j.Seq = s.nextSeq(tx)
+			if r.Version == 0 {
+				r.Version = 1
+			}
+			if err := s.putTx(tx, r, nil); err != nil {
+				return err
+			}
+		}
+		return addCount(tx, kTotal, int64(len(rs)))
+	})
+	if err != nil {
+		return fmt.Errorf("store: create %d jobs: %w", len(rs), err)
+	}
+	return nil
+}
+
 // Put writes r (if its version is newer than the stored one) and queues the
 // deliveries, in one transaction.
 func (s *DB) Put(r *Record, deliveries ...*Delivery) error {

@@ -154,3 +154,21 @@ func TestOutboxAndPurge(t *testing.T) {
 		t.Fatalf("record after purge: %+v", got.Job)
 	}
 }
+
+func TestCreateMany(t *testing.T) {
+	s := open(t, t.TempDir())
+	t0 := time.Now()
+	rs := []*Record{rec("fx_a", "r1", t0), rec("fx_b", "", t0)}
+	if err := s.CreateMany(rs); err != nil {
+		t.Fatal(err)
+	}
+	if total, active, _ := s.Count(); total != 2 || active != 2 {
+		t.Fatalf("count %d/%d", total, active)
+	}
+	if err := s.CreateMany([]*Record{rec("fx_c", "r1", t0)}); !errors.Is(err, ErrRefExists) {
+		t.Fatalf("reused ref: %v", err)
+	}
+	if _, err := s.Get("fx_c"); !errors.Is(err, ErrNotFound) {
+		t.Fatal("a failed batch stored a job")
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 
 	"golang.org/x/image/ccitt"
 )
@@ -284,7 +286,28 @@ func Validate(path string, width int) (int, error) {
 		if width > 0 && p.Width != width {
 			return 0, fmt.Errorf("tiff: %s page %d: %w: %d px, want %d", filepath.Base(path), i+1, ErrWidth, p.Width, width)
 		}
-		if err := f.Decode(i); err != nil {
+	}
+	// Decode the pages in parallel: this check runs on every conversion and
+	// before every dial.
+	errs := make([]error, len(f.Pages))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.NumCPU(), len(f.Pages)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = f.Decode(i)
+			}
+		}()
+	}
+	for i := range f.Pages {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
 			return 0, fmt.Errorf("tiff: %s page %d: %w", filepath.Base(path), i+1, err)
 		}
 	}
