@@ -130,6 +130,13 @@ type Asterisk struct {
 	UDPTLEnd   int    `json:"udptl_end"`
 	BindAddr   string `json:"bind_addr"`
 	ReceiveDir string `json:"receive_dir"`
+	// Directories for the rendered asterisk.conf (Debian's paths when empty).
+	RunDir  string `json:"run_dir"`
+	LogDir  string `json:"log_dir"`
+	LibDir  string `json:"lib_dir"`
+	DBDir   string `json:"db_dir"`
+	DataDir string `json:"data_dir"`
+	ModDir  string `json:"mod_dir"`
 }
 
 // Trunk is a PJSIP trunk.

@@ -1,0 +1,130 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/faxbox/faxbox/firmware/config"
+	"github.com/faxbox/faxbox/services"
+)
+
+// The remote's numbers (the far end of the lab's trunk):
+//
+//	100  fax receiver, T.38 capable
+//	101  fax receiver, G.711 only (ReceiveFAX F: audio forced, T.38 refused)
+//	102  busy
+//	103  rings, never answers
+//	104  answers with a voice prompt, not a fax
+//	105  receives page 1, then hangs up — only on the first call of a job
+//	     (the box's caller id name carries the job id); receives normally after
+//	106  slow receiver: ECM off, at most 9600 bit/s
+//
+// Every call is counted in the remote's astdb (family faxlab-calls, key
+// <number>-<uniqueid>); received faxes are <number>-<uniqueid>.tif in rx/.
+const remoteDialplan = `[general]
+static = yes
+writeprotect = yes
+
+[from-box]
+exten => _1XX,1,Set(DB(faxlab-calls/${EXTEN}-${UNIQUEID})=${FILTER(a-z0-9_,${CALLERID(name)})})
+ same => n,Goto(n${EXTEN},1)
+
+exten => n100,1,Answer()
+ same => n,ReceiveFAX({{RX}}/100-${UNIQUEID}.tif,f)
+ same => n,Hangup()
+
+exten => n101,1,Answer()
+ same => n,ReceiveFAX({{RX}}/101-${UNIQUEID}.tif,F)
+ same => n,Hangup()
+
+exten => n102,1,Busy(5)
+
+exten => n103,1,Ringing()
+ same => n,Wait(600)
+
+exten => n104,1,Answer()
+ same => n,Wait(1)
+ same => n(loop),Playback(hello-world)
+ same => n,Playback(demo-congrats)
+ same => n,Goto(loop)
+
+exten => n105,1,Set(JOBKEY=${FILTER(a-z0-9_,${CALLERID(name)})})
+ same => n,GotoIf($["${DB_EXISTS(faxlab-105/${JOBKEY})}" = "1"]?again)
+ same => n,Set(DB(faxlab-105/${JOBKEY})=1)
+ same => n,Answer()
+ same => n,ReceiveFAX({{RX}}/105first-${UNIQUEID}.tif,f)
+ same => n,Hangup()
+ same => n(again),Answer()
+ same => n,ReceiveFAX({{RX}}/105-${UNIQUEID}.tif,f)
+ same => n,Hangup()
+
+exten => n106,1,Answer()
+ same => n,Set(FAXOPT(ecm)=no)
+ same => n,Set(FAXOPT(maxrate)=9600)
+ same => n,ReceiveFAX({{RX}}/106-${UNIQUEID}.tif,f)
+ same => n,Hangup()
+`
+
+func (l *Lab) writeRemote() error {
+	r := l.Remote
+	etc := filepath.Join(r.Dir, "etc")
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		return err
+	}
+	// Reuse the rendered generic files (modules, logger, res_fax, indications)
+	// from a render for the remote's own ports and directories.
+	cfg := config.Default()
+	cfg.Asterisk = l.asteriskFor(r, l.Box)
+	files, err := services.Render(cfg)
+	if err != nil {
+		return err
+	}
+	files["modules.conf"] = append(files["modules.conf"], []byte("load => func_db.so\nload => app_stack.so\n")...)
+	files["manager.conf"] = []byte(fmt.Sprintf(`[general]
+enabled = yes
+port = %d
+bindaddr = 127.0.0.1
+
+[%s]
+secret = %s
+deny = 0.0.0.0/0.0.0.0
+permit = 127.0.0.1/255.255.255.255
+read = all
+write = all
+`, r.AMIPort, RemoteAMIUser, RemoteAMISecret))
+	files["pjsip.conf"] = []byte(fmt.Sprintf(`[transport-udp]
+type = transport
+protocol = udp
+bind = 127.0.0.1:%d
+
+[box]
+type = aor
+contact = sip:127.0.0.1:%d
+
+[box]
+type = endpoint
+transport = transport-udp
+context = from-box
+disallow = all
+allow = ulaw,alaw
+direct_media = no
+aors = box
+t38_udptl = yes
+t38_udptl_ec = redundancy
+t38_udptl_maxdatagram = 400
+
+[box-identify]
+type = identify
+endpoint = box
+match = 127.0.0.1
+`, r.SIPPort, l.Box.SIPPort))
+	files["extensions.conf"] = []byte(strings.ReplaceAll(remoteDialplan, "{{RX}}", l.Received))
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(etc, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
