@@ -18,6 +18,8 @@
 // (see SendVars): FAXBOX_ATTEMPT and FAXBOX_JOB ([a-z0-9_]), FAXBOX_FILE (an
 // absolute path of [A-Za-z0-9/._-]), FAXBOX_ECM (yes|no), FAXBOX_MAXRATE
 // (2400…14400), FAXBOX_FALLBACK (yes|no: SendFAX's f, audio fallback),
+// FAXBOX_TIMEOUT (seconds the call may last: a far end that never speaks
+// fax must not hold the line),
 // FAXBOX_STATION and FAXBOX_HEADER ([A-Za-z0-9 +.:/()_-]).
 //
 // When the call ends, the h extension publishes
@@ -69,7 +71,7 @@ var Modules = []string{
 	"codec_ulaw.so", "codec_alaw.so", "format_pcm.so", "format_wav.so",
 	"res_fax.so", "res_fax_spandsp.so",
 	"app_playback.so", "app_userevent.so", "app_dial.so", "func_channel.so", "func_strings.so", "func_logic.so",
-	"func_hangupcause.so", "func_callerid.so",
+	"func_hangupcause.so", "func_callerid.so", "func_timeout.so",
 }
 
 // safe matches values that may appear in a configuration file.

@@ -1,6 +1,7 @@
 // Command faxbox is the fax and callback appliance's supervisor.
 //
 //	faxbox serve [-config FILE] [-listen ADDR] [-data DIR] [-token TOKEN]
+//	faxbox render-config -config FILE -out DIR
 //	faxbox version
 package main
 
@@ -13,10 +14,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/faxbox/faxbox/firmware/box"
 	"github.com/faxbox/faxbox/firmware/config"
+	"github.com/faxbox/faxbox/services"
 )
 
 var version = "dev"
@@ -33,6 +36,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "render-config":
+		return renderConfig(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "faxbox", version)
 		return 0
@@ -48,6 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, `usage:
   faxbox serve [-config FILE] [-listen ADDR] [-data DIR] [-token TOKEN]
+  faxbox render-config -config FILE -out DIR
   faxbox version`)
 }
 
@@ -92,5 +98,34 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("faxbox stopped")
+	return 0
+}
+
+// renderConfig writes the Asterisk configuration for the config file.
+func renderConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("render-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (JSON) with an asterisk section")
+	out := fs.String("out", "", "directory to write the Asterisk configuration into")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cfgPath == "" || *out == "" {
+		fmt.Fprintln(stderr, "faxbox render-config: -config and -out are required")
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "faxbox:", err)
+		return 1
+	}
+	names, err := services.RenderTo(cfg, *out)
+	if err != nil {
+		fmt.Fprintln(stderr, "faxbox:", err)
+		return 1
+	}
+	for _, n := range names {
+		fmt.Fprintln(stdout, filepath.Join(*out, n))
+	}
 	return 0
 }

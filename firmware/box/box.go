@@ -13,7 +13,9 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/faxbox/faxbox/firmware/ami"
 	"github.com/faxbox/faxbox/firmware/api"
+	"github.com/faxbox/faxbox/firmware/asterisk"
 	"github.com/faxbox/faxbox/firmware/clock"
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/firmware/convert"
@@ -42,10 +44,12 @@ type Box struct {
 	Clock   clock.Clock
 	Version string
 
-	ln      net.Listener
-	srv     *http.Server
-	started time.Time
-	purge   clock.Timer
+	ln       net.Listener
+	srv      *http.Server
+	ami      *ami.Client
+	asterisk map[string]*asterisk.Dialler
+	started  time.Time
+	purge    clock.Timer
 }
 
 // Options are the parts a caller may inject.
@@ -78,6 +82,11 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Box, error) {
 	b.Store = st
 	b.Sender = webhook.NewSender(st, o.Clock, cfg.WebhookSecret, cfg.Webhook, o.Log)
 
+	sink := &sinkProxy{}
+	if err := b.openAsterisk(ctx, cfg, o, sink); err != nil {
+		st.Close()
+		return nil, err
+	}
 	groups := []*scheduler.Group{{Name: TestGroup, Channels: max(cfg.TestLine.Channels, 1), Prefixes: []string{cfg.TestLine.Prefix}, Test: true}}
 	diallers := map[string]dialler.Dialler{}
 	for _, g := range cfg.LineGroups {
@@ -86,6 +95,9 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Box, error) {
 			return nil, fmt.Errorf("box: line group name %q is reserved for the test line", TestGroup)
 		}
 		d := o.Diallers[g.Name]
+		if d == nil {
+			d = b.asterisk[g.Name]
+		}
 		if d == nil {
 			st.Close()
 			return nil, fmt.Errorf("box: no dialler for line group %s (transport %q)", g.Name, g.Transport)
@@ -103,7 +115,6 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Box, error) {
 		MemoryMB:    cfg.Convert.MemoryMB,
 		MaxPages:    cfg.Limits.MaxPages,
 	})
-	sink := &sinkProxy{}
 	tl := testline.New(cfg.TestLine.Prefix, cfg.TestLine.PageTime.D(), o.Clock, sink)
 	diallers[TestGroup] = tl
 	eng, err := engine.New(engine.Config{
@@ -202,5 +213,55 @@ func (b *Box) Close() error {
 	}
 	b.Engine.Close()
 	b.Sender.Close()
+	if b.ami != nil {
+		b.ami.Close()
+	}
 	return b.Store.Close()
+}
+
+// openAsterisk connects to Asterisk's manager interface and builds a dialler
+// for every line group that has none injected.
+func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, sink dialler.Sink) error {
+	var need []config.LineGroup
+	for _, g := range cfg.LineGroups {
+		if o.Diallers[g.Name] == nil {
+			need = append(need, g)
+		}
+	}
+	if len(need) == 0 || cfg.Asterisk == nil {
+		return nil
+	}
+	a := cfg.Asterisk
+	b.asterisk = map[string]*asterisk.Dialler{}
+	var ds []*asterisk.Dialler
+	client, err := ami.Dial(ctx, ami.Config{Addr: a.AMIAddr, Username: a.AMIUser, Secret: a.AMISecret, Log: o.Log,
+		OnConnect: func(ctx context.Context, c *ami.Client) {
+			if c.Reconnects() == 0 {
+				return
+			}
+			for _, d := range ds {
+				d.Resync(ctx)
+			}
+		}})
+	if err != nil {
+		return fmt.Errorf("box: asterisk manager at %s: %w", a.AMIAddr, err)
+	}
+	for _, g := range need {
+		d, err := asterisk.New(asterisk.Config{Group: g.Name, Dial: g.Dial, Transport: g.Transport, SpoolDir: a.SpoolDir, RingTimeout: g.RingTimeout.D(), Log: o.Log}, client, sink)
+		if err != nil {
+			client.Close()
+			return err
+		}
+		b.asterisk[g.Name] = d
+		ds = append(ds, d)
+	}
+	b.ami = client
+	go func() {
+		for m := range client.Events() {
+			for _, d := range ds {
+				d.Handle(m)
+			}
+		}
+	}()
+	return nil
 }

@@ -107,6 +107,9 @@ type LineGroup struct {
 	// Dial string template for the group's channel, %s = number, e.g.
 	// "PJSIP/%s@trunk" or "DAHDI/g1/%s".
 	Dial string `json:"dial"`
+	// RingTimeout: how long a call may ring before it counts as no answer
+	// (default 45s).
+	RingTimeout Duration `json:"ring_timeout"`
 }
 
 // Asterisk is how faxbox reaches its Asterisk. Nil: no Asterisk, only the

@@ -306,6 +306,9 @@ func (c *Converter) prepare(ctx context.Context, work string, i int, in Input, g
 		}
 		return in.Path, 0, nil // counted by ghostscript in the driver
 	case TIFF:
+		if err := checkTIFF(in.Path); err != nil {
+			return "", 0, err
+		}
 		pdf := filepath.Join(work, fmt.Sprintf("in-%02d.pdf", i))
 		if err := c.run(ctx, "tiff2pdf", "-o", pdf, in.Path); err != nil {
 			return "", 0, fmt.Errorf("%w: %v", ErrUnreadable, err)
@@ -390,6 +393,31 @@ func ToPDF(ctx context.Context, tiffPath, pdfPath string) error {
 	cmd := exec.CommandContext(ctx, "tiff2pdf", "-o", pdfPath, tiffPath)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("convert: tiff2pdf: %v: %.300s", err, out)
+	}
+	return nil
+}
+
+// checkTIFF refuses a TIFF input that is truncated or whose G4 pages do not
+// decode: tiff2pdf and ghostscript would otherwise render what they can and
+// a fax with missing or garbled pages would go out as delivered.
+func checkTIFF(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnreadable, err)
+	}
+	f, err := tiff.Parse(b)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnreadable, err)
+	}
+	for i, p := range f.Pages {
+		if err := f.CheckStrips(i); err != nil {
+			return fmt.Errorf("%w: page %d: %v", ErrUnreadable, i+1, err)
+		}
+		if p.Compression == 4 {
+			if err := f.Decode(i); err != nil {
+				return fmt.Errorf("%w: page %d: %v", ErrUnreadable, i+1, err)
+			}
+		}
 	}
 	return nil
 }

@@ -231,6 +231,13 @@ func (f *File) strips(p Page) ([][]byte, error) {
 	return out, nil
 }
 
+// CheckStrips checks that page i's strips lie inside the file (any
+// compression): a truncated file fails.
+func (f *File) CheckStrips(i int) error {
+	_, err := f.strips(f.Pages[i])
+	return err
+}
+
 // Decode decompresses every strip of page i and checks the row count.
 func (f *File) Decode(i int) error {
 	p := f.Pages[i]

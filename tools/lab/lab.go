@@ -88,6 +88,7 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 			RTPStart: b + 200, UDPTLStart: b + 400, AMIUser: RemoteAMIUser, AMISecret: RemoteAMISecret},
 	}
 	l.Received = filepath.Join(l.Remote.Dir, "rx")
+	os.RemoveAll(l.Received) // faxes of an earlier run
 	l.Box.kill()
 	l.Remote.kill()
 	for _, d := range append([]string{o.Dir}, o.Share...) {
@@ -198,7 +199,7 @@ func (l *Lab) ReceivedFiles(number string) []string {
 	return m
 }
 
-var concise = regexp.MustCompile(`^([^!]+)!from-box!105!`)
+var concise = regexp.MustCompile(`^([^!]+)!from-box!n105!`)
 
 // watch105 makes number 105 hang up right after the first page of a job's
 // first call: it watches the file being received and, once it holds one
@@ -223,6 +224,13 @@ func (l *Lab) watch105() {
 			}
 			if pf, err := tiff.Parse(b); err != nil || len(pf.Pages) < 1 {
 				continue
+			}
+			// The receiver has page 1; the sender counts it once the
+			// confirmation (MCF) is through: hang up during page 2.
+			select {
+			case <-l.stop:
+				return
+			case <-time.After(2500 * time.Millisecond):
 			}
 			out, _ := l.Remote.CLI("core show channels concise")
 			for _, line := range strings.Split(out, "\n") {

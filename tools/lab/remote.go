@@ -36,7 +36,7 @@ exten => n100,1,Answer()
  same => n,Hangup()
 
 exten => n101,1,Answer()
- same => n,ReceiveFAX({{RX}}/101-${UNIQUEID}.tif,F)
+ same => n,ReceiveFAX({{RX}}/101-${UNIQUEID}.tif)
  same => n,Hangup()
 
 exten => n102,1,Busy(5)
@@ -94,7 +94,11 @@ permit = 127.0.0.1/255.255.255.255
 read = all
 write = all
 `, r.AMIPort, RemoteAMIUser, RemoteAMISecret))
-	files["pjsip.conf"] = []byte(fmt.Sprintf(`[transport-udp]
+	files["pjsip.conf"] = []byte(fmt.Sprintf(`[global]
+type = global
+endpoint_identifier_order = request_uri,ip,username,anonymous,header,auth_username
+
+[transport-udp]
 type = transport
 protocol = udp
 bind = 127.0.0.1:%d
@@ -115,11 +119,28 @@ t38_udptl = yes
 t38_udptl_ec = redundancy
 t38_udptl_maxdatagram = 400
 
+; 101 is a G.711-only machine: its calls arrive on an endpoint without T.38
+; (identified by the request URI), so the box's T.38 re-INVITE is refused.
+[box-g711]
+type = endpoint
+transport = transport-udp
+context = from-box
+disallow = all
+allow = ulaw,alaw
+direct_media = no
+aors = box
+t38_udptl = no
+
+[a-g711-identify]
+type = identify
+endpoint = box-g711
+match_request_uri = sip:101@127.0.0.1:%d
+
 [box-identify]
 type = identify
 endpoint = box
 match = 127.0.0.1
-`, r.SIPPort, l.Box.SIPPort))
+`, r.SIPPort, l.Box.SIPPort, r.SIPPort))
 	files["extensions.conf"] = []byte(strings.ReplaceAll(remoteDialplan, "{{RX}}", l.Received))
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(etc, name), b, 0o644); err != nil {

@@ -34,11 +34,21 @@ func main() {
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	name := fs.String("name", "lab", "lab name")
 	base := fs.Int("base-port", 15060, "first port")
+	cfgOut := fs.String("config-out", "", "write a faxbox config file wired to the lab here (up)")
+	data := fs.String("data", "", "faxbox data directory to share and to write into the config (up)")
 	var share multi
 	fs.Var(&share, "share", "host directory Asterisk must read at the same path (repeatable)")
 	fs.Parse(os.Args[2:])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *data != "" {
+		abs, err := filepath.Abs(*data)
+		if err != nil {
+			fail(err)
+		}
+		*data = abs
+		share = append(share, abs)
+	}
 	opts := lab.Options{Name: *name, BasePort: *base, Share: share, Log: os.Stderr}
 	switch os.Args[1] {
 	case "setup":
@@ -52,7 +62,17 @@ func main() {
 		}
 		cfg := l.FaxboxConfig(config.Default())
 		b, _ := json.MarshalIndent(map[string]any{"asterisk": cfg.Asterisk, "line_groups": cfg.LineGroups}, "", "  ")
-		fmt.Printf("%s\n", b)
+		if *cfgOut != "" {
+			if *data != "" {
+				b, _ = json.MarshalIndent(map[string]any{"data_dir": *data, "asterisk": cfg.Asterisk, "line_groups": cfg.LineGroups}, "", "  ")
+			}
+			if err := os.WriteFile(*cfgOut, b, 0o600); err != nil {
+				l.Down()
+				fail(err)
+			}
+		} else {
+			fmt.Printf("%s\n", b)
+		}
 		fmt.Fprintln(os.Stderr, "lab running; Ctrl-C or `faxbox-lab down` stops it")
 		<-ctx.Done()
 		l.Down()

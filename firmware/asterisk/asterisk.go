@@ -1,0 +1,457 @@
+// Package asterisk places fax attempts through Asterisk: AMI Originate (the
+// default) or call files, both into the rendered faxbox-send context (see
+// services/ for the dialplan contract), and turns Asterisk's events into
+// dialler Progress and Result reports. It implements dialler.Dialler.
+//
+// Correlation: an originated channel's Uniqueid is the attempt id (AMI
+// ChannelId); a call-file channel carries the attempt id as its caller id
+// name, so its first event maps its Uniqueid to the attempt.
+package asterisk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/faxbox/faxbox/firmware/ami"
+	"github.com/faxbox/faxbox/firmware/dialler"
+	"github.com/faxbox/faxbox/firmware/failure"
+	"github.com/faxbox/faxbox/spandsp"
+)
+
+// ErrInvalid is returned for a request with a value that may not reach
+// Asterisk.
+var ErrInvalid = errors.New("asterisk: invalid request")
+
+var (
+	reDigits = regexp.MustCompile(`^\+?[0-9]{1,20}$`)
+	reID     = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+	rePath   = regexp.MustCompile(`^/[A-Za-z0-9/._-]{1,255}$`)
+	reText   = regexp.MustCompile(`[^A-Za-z0-9 +.:/()_-]`)
+	reDial   = regexp.MustCompile(`^[A-Za-z0-9/_.@-]*%s[A-Za-z0-9/_.@-]*$`)
+)
+
+// Config of a Dialler.
+type Config struct {
+	Group string
+	// Dial is the channel template, %s = the number ("PJSIP/%s@trunk").
+	Dial string
+	// Transport: "ami" (Originate) or "callfile".
+	Transport string
+	// SpoolDir of Asterisk (call files).
+	SpoolDir string
+	// RingTimeout: how long a call may ring (default 45 s).
+	RingTimeout time.Duration
+	Log         *slog.Logger
+}
+
+// Dialler is the Asterisk dialler of one line group.
+type Dialler struct {
+	cfg  Config
+	c    *ami.Client
+	sink dialler.Sink
+
+	mu    sync.Mutex
+	calls map[string]*call // by attempt id
+	uids  map[string]*call // by Uniqueid
+}
+
+type call struct {
+	req        dialler.Request
+	uid        string
+	channel    string
+	answered   bool
+	answeredAt time.Time
+	origDone   bool
+	dialStatus string
+	cause      int
+	reason     int
+	t38        bool
+	sending    bool
+	result     ami.Message
+	done       bool
+	timer      *time.Timer
+}
+
+// New returns a dialler using client c. Run must be started to consume
+// events (one consumer for the client).
+func New(cfg Config, c *ami.Client, sink dialler.Sink) (*Dialler, error) {
+	if cfg.Dial == "" {
+		cfg.Dial = "PJSIP/%s@trunk"
+	}
+	if !reDial.MatchString(cfg.Dial) || strings.Count(cfg.Dial, "%") != 1 {
+		return nil, fmt.Errorf("asterisk: line group %s: bad dial template %q", cfg.Group, cfg.Dial)
+	}
+	if cfg.Transport == "" {
+		cfg.Transport = "ami"
+	}
+	if cfg.RingTimeout <= 0 {
+		cfg.RingTimeout = 45 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Dialler{cfg: cfg, c: c, sink: sink, calls: map[string]*call{}, uids: map[string]*call{}}, nil
+}
+
+// channel returns the channel to dial for r.
+func (d *Dialler) channel(r dialler.Request) string {
+	ch := fmt.Sprintf(d.cfg.Dial, strings.TrimPrefix(r.To, "+"))
+	if !r.T38 && strings.HasPrefix(ch, "PJSIP/") && strings.Contains(ch, "@") {
+		ch += "-g711" // the trunk's G.711-only endpoint (services/)
+	}
+	return ch
+}
+
+func yesno(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// vars validates r and returns the channel variables of the contract.
+func vars(r dialler.Request) ([][2]string, error) {
+	if !reDigits.MatchString(r.To) {
+		return nil, fmt.Errorf("%w: number %q", ErrInvalid, r.To)
+	}
+	if !reID.MatchString(r.AttemptID) || !reID.MatchString(r.JobID) {
+		return nil, fmt.Errorf("%w: id %q/%q", ErrInvalid, r.AttemptID, r.JobID)
+	}
+	if !rePath.MatchString(r.TIFF) || strings.Contains(r.TIFF, "..") {
+		return nil, fmt.Errorf("%w: file %q", ErrInvalid, r.TIFF)
+	}
+	rate := r.MaxRate
+	if rate == 0 {
+		rate = 14400
+	}
+	switch rate {
+	case 2400, 4800, 7200, 9600, 12000, 14400:
+	default:
+		return nil, fmt.Errorf("%w: rate %d", ErrInvalid, r.MaxRate)
+	}
+	station := strings.TrimSpace(reText.ReplaceAllString(r.StationID, " "))
+	if len(station) > 20 {
+		station = station[:20]
+	}
+	return [][2]string{
+		{"FAXBOX_ATTEMPT", r.AttemptID}, {"FAXBOX_JOB", r.JobID}, {"FAXBOX_FILE", r.TIFF},
+		{"FAXBOX_ECM", yesno(r.ECM)}, {"FAXBOX_MAXRATE", strconv.Itoa(rate)},
+		{"FAXBOX_FALLBACK", yesno(r.AudioFallback || !r.T38)}, {"FAXBOX_STATION", station},
+		{"FAXBOX_TIMEOUT", strconv.Itoa(60 + 60*max(r.Pages, 1))},
+		// The header is drawn on the pages by faxbox's converter, numbered
+		// across the whole document even when resuming: none from spandsp.
+		{"FAXBOX_HEADER", ""},
+	}, nil
+}
+
+// Dial originates the attempt (or spools its call file) and returns.
+func (d *Dialler) Dial(ctx context.Context, r dialler.Request) error {
+	vs, err := vars(r)
+	if err != nil {
+		return err
+	}
+	c := &call{req: r, uid: r.AttemptID, cause: -1, reason: -1}
+	d.mu.Lock()
+	if _, dup := d.calls[r.AttemptID]; dup {
+		d.mu.Unlock()
+		return fmt.Errorf("asterisk: attempt %s already dialled", r.AttemptID)
+	}
+	d.calls[r.AttemptID] = c
+	if d.cfg.Transport == "ami" {
+		d.uids[c.uid] = c
+	}
+	d.mu.Unlock()
+	d.sink.Progress(dialler.Progress{AttemptID: r.AttemptID, State: dialler.StateDialing, At: time.Now()})
+	if d.cfg.Transport == "callfile" {
+		err = d.spool(r, vs)
+	} else {
+		err = d.originate(ctx, r, vs)
+	}
+	if err != nil {
+		d.mu.Lock()
+		delete(d.calls, r.AttemptID)
+		delete(d.uids, c.uid)
+		d.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (d *Dialler) originate(ctx context.Context, r dialler.Request, vs [][2]string) error {
+	hs := []ami.Header{
+		{Key: "Channel", Value: d.channel(r)},
+		{Key: "Context", Value: "faxbox-send"}, {Key: "Exten", Value: "send"}, {Key: "Priority", Value: "1"},
+		{Key: "Async", Value: "true"}, {Key: "ChannelId", Value: r.AttemptID},
+		{Key: "Timeout", Value: strconv.FormatInt(d.cfg.RingTimeout.Milliseconds(), 10)},
+		{Key: "CallerID", Value: fmt.Sprintf("\"%s\" <%s>", r.JobID, "0")},
+	}
+	for _, v := range vs {
+		hs = append(hs, ami.Header{Key: "Variable", Value: v[0] + "=" + v[1]})
+	}
+	if _, err := d.c.Action(ctx, "Originate", hs...); err != nil {
+		return fmt.Errorf("asterisk: originate %s: %w", r.AttemptID, err)
+	}
+	return nil
+}
+
+// spool writes a call file in the spool's tmp directory, then renames it into
+// outgoing (Asterisk picks up only complete files).
+func (d *Dialler) spool(r dialler.Request, vs [][2]string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Channel: %s\nCallerID: \"%s\" <0>\nMaxRetries: 0\nWaitTime: %d\nContext: faxbox-send\nExtension: send\nPriority: 1\nArchive: yes\n",
+		d.channel(r), r.AttemptID, int(d.cfg.RingTimeout.Seconds()))
+	for _, v := range vs {
+		fmt.Fprintf(&b, "Setvar: %s=%s\n", v[0], v[1])
+	}
+	tmp := filepath.Join(d.cfg.SpoolDir, "tmp", r.AttemptID+".call")
+	if err := os.MkdirAll(filepath.Dir(tmp), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("asterisk: call file: %w", err)
+	}
+	now := time.Now()
+	os.Chtimes(tmp, now, now)
+	if err := os.Rename(tmp, filepath.Join(d.cfg.SpoolDir, "outgoing", r.AttemptID+".call")); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("asterisk: call file: %w", err)
+	}
+	return nil
+}
+
+// Hangup ends the attempt's channel (Asterisk finds a channel by name or
+// Uniqueid).
+func (d *Dialler) Hangup(ctx context.Context, id string) error {
+	d.mu.Lock()
+	c := d.calls[id]
+	target := ""
+	if c != nil {
+		target = c.channel
+		if target == "" {
+			target = c.uid
+		}
+	}
+	d.mu.Unlock()
+	if c == nil {
+		return dialler.ErrUnknownAttempt
+	}
+	_, err := d.c.Action(ctx, "Hangup", ami.Header{Key: "Channel", Value: target}, ami.Header{Key: "Cause", Value: "16"})
+	return err
+}
+
+// Reconcile asks Asterisk which attempts still have a channel up; it keeps
+// listening for those.
+func (d *Dialler) Reconcile(ctx context.Context, ids []string) (map[string]bool, error) {
+	_, items, err := d.c.List(ctx, "CoreShowChannels")
+	if err != nil {
+		return nil, fmt.Errorf("asterisk: reconcile: %w", err)
+	}
+	up := map[string]ami.Message{}
+	for _, m := range items {
+		up[m.Get("Uniqueid")] = m
+	}
+	alive := map[string]bool{}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range ids {
+		m, ok := up[id]
+		if !ok {
+			continue
+		}
+		alive[id] = true
+		c := &call{req: dialler.Request{AttemptID: id}, uid: id, channel: m.Get("Channel"), answered: true, origDone: true, cause: -1, reason: -1}
+		d.calls[id] = c
+		d.uids[id] = c
+	}
+	return alive, nil
+}
+
+// Resync runs after an AMI reconnect: attempts whose channel vanished while
+// the connection was down end as interrupted.
+func (d *Dialler) Resync(ctx context.Context) {
+	_, items, err := d.c.List(ctx, "CoreShowChannels")
+	if err != nil {
+		d.cfg.Log.Warn("asterisk: resync", "err", err)
+		return
+	}
+	up := map[string]bool{}
+	for _, m := range items {
+		up[m.Get("Uniqueid")] = true
+	}
+	d.mu.Lock()
+	var lost []*call
+	for _, c := range d.calls {
+		if !c.done && c.origDone && !up[c.uid] {
+			lost = append(lost, c)
+		}
+	}
+	d.mu.Unlock()
+	for _, c := range lost {
+		d.finish(c, &dialler.Result{Code: failure.LineInterrupted, Raw: "the call ended while the manager connection was down"})
+	}
+}
+
+// Run consumes the client's events until they end.
+func (d *Dialler) Run(events <-chan ami.Message) {
+	for m := range events {
+		d.Handle(m)
+	}
+}
+
+// Handle processes one event.
+func (d *Dialler) Handle(m ami.Message) {
+	ev := m.Event()
+	uid := m.Get("Uniqueid")
+	if ev == "DialEnd" || ev == "DialBegin" {
+		uid = m.Get("DestUniqueid")
+	}
+	d.mu.Lock()
+	c := d.uids[uid]
+	if c == nil && d.cfg.Transport == "callfile" && ev != "" {
+		// A call-file channel: its caller id name is the attempt id.
+		name := m.Get("CallerIDName")
+		if ev == "DialEnd" || ev == "DialBegin" {
+			name = m.Get("DestCallerIDName")
+		}
+		if cc := d.calls[name]; cc != nil && !cc.done {
+			c = cc
+			if c.uid != uid && uid != "" {
+				delete(d.uids, c.uid)
+				c.uid = uid
+				d.uids[uid] = c
+			}
+		}
+	}
+	if c == nil || c.done {
+		d.mu.Unlock()
+		return
+	}
+	if ch := m.Get("Channel"); ch != "" && c.channel == "" {
+		c.channel = ch
+	}
+	var prog *dialler.Progress
+	finalize := false
+	switch ev {
+	case "Newstate":
+		if m.Get("ChannelStateDesc") == "Ringing" {
+			prog = &dialler.Progress{State: dialler.StateRinging}
+		}
+		if m.Get("ChannelStateDesc") == "Up" && !c.answered {
+			c.answered, c.answeredAt = true, time.Now()
+			prog = &dialler.Progress{State: dialler.StateAnswered}
+		}
+	case "DialEnd":
+		c.dialStatus = m.Get("DialStatus")
+	case "OriginateResponse":
+		c.origDone = true
+		if c.channel == "" {
+			c.channel = m.Get("Channel")
+		}
+		c.reason, _ = strconv.Atoi(m.Get("Reason"))
+		if m.Get("Response") == "Success" {
+			if !c.answered {
+				c.answered, c.answeredAt = true, time.Now()
+				prog = &dialler.Progress{State: dialler.StateAnswered}
+			}
+		} else {
+			// Not answered: the Hangup may come before or after; give it a
+			// moment, then decide with what we have.
+			if c.cause >= 0 {
+				finalize = true
+			} else {
+				cc := c
+				c.timer = time.AfterFunc(300*time.Millisecond, func() { d.finish(cc, nil) })
+			}
+		}
+	case "FAXStatus":
+		switch m.Get("Status") {
+		case "T.38 Negotiated":
+			c.t38 = true
+		case "FAX Transmission In Progress":
+			if !c.sending {
+				c.sending = true
+				prog = &dialler.Progress{State: dialler.StateSending, Page: 1, Pages: c.req.Pages}
+			}
+		}
+	case "UserEvent":
+		if m.Get("UserEvent") == "FaxboxResult" {
+			c.result = m
+		}
+	case "Hangup":
+		c.cause, _ = strconv.Atoi(m.Get("Cause"))
+		c.origDone = true
+		if c.answered || c.result != nil || d.cfg.Transport == "callfile" || c.reason >= 0 {
+			finalize = true
+		}
+	}
+	if prog != nil {
+		prog.AttemptID = c.req.AttemptID
+		prog.Channel = c.channel
+		prog.At = time.Now()
+		if c.t38 {
+			prog.Transport = "t38"
+		}
+	}
+	d.mu.Unlock()
+	if prog != nil {
+		d.sink.Progress(*prog)
+	}
+	if finalize {
+		d.finish(c, nil)
+	}
+}
+
+// finish reports the attempt's result once; r overrides classification.
+func (d *Dialler) finish(c *call, r *dialler.Result) {
+	d.mu.Lock()
+	if c.done {
+		d.mu.Unlock()
+		return
+	}
+	c.done = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	delete(d.calls, c.req.AttemptID)
+	delete(d.uids, c.uid)
+	o := spandsp.Outcome{Answered: c.answered, DialStatus: c.dialStatus, HangupCause: c.cause, Reason: c.reason}
+	if c.result != nil {
+		o.HaveResult = true
+		o.Status, o.Error, o.StatusStr = c.result.Get("Status"), c.result.Get("Error"), c.result.Get("StatusStr")
+		o.Pages, _ = strconv.Atoi(c.result.Get("Pages"))
+	}
+	d.mu.Unlock()
+	var res dialler.Result
+	if r != nil {
+		res = *r
+	} else {
+		v := spandsp.Classify(o)
+		res = dialler.Result{Code: v.Code, Raw: v.Raw, Answered: c.answered, ReachedFax: v.ReachedFax}
+		if c.result != nil {
+			res.PagesSent = o.Pages
+			res.BitRate, _ = strconv.Atoi(c.result.Get("Rate"))
+			res.ECM = c.result.Get("ECM") == "yes"
+			res.RemoteStationID = strings.TrimSpace(c.result.Get("RemoteStationID"))
+		}
+	}
+	res.AttemptID = c.req.AttemptID
+	res.Channel = c.channel
+	res.AnsweredAt = c.answeredAt
+	res.EndedAt = time.Now()
+	switch {
+	case c.t38:
+		res.Transport = "t38"
+	case c.sending || c.result != nil && o.Pages > 0:
+		res.Transport = "g711"
+	}
+	d.sink.Result(res)
+}

@@ -1,0 +1,245 @@
+package asterisk_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/faxbox/faxbox/firmware/box"
+	"github.com/faxbox/faxbox/firmware/config"
+	"github.com/faxbox/faxbox/firmware/job"
+	"github.com/faxbox/faxbox/firmware/tiff"
+	"github.com/faxbox/faxbox/internal/testkit"
+	"github.com/faxbox/faxbox/tools/lab"
+)
+
+const token = "lab-test-token"
+
+var (
+	labOnce sync.Once
+	theLab  *lab.Lab
+	labErr  error
+)
+
+// env is a faxbox wired to the real Asterisk lab (box + remote instances).
+type env struct {
+	l   *lab.Lab
+	box *box.Box
+	c   *testkit.Client
+}
+
+func startEnv(t *testing.T, name string, base int) *env {
+	t.Helper()
+	testkit.Require(t, "gs", "tiff2pdf", "debootstrap")
+	data := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	l, err := lab.Up(ctx, lab.Options{Name: name, BasePort: base, Share: []string{data}, Channels: 6, Log: testWriter{t}})
+	if err != nil {
+		t.Fatalf("the Asterisk lab did not come up: %v", err)
+	}
+	t.Cleanup(l.Down)
+	cfg := l.FaxboxConfig(config.Default())
+	cfg.DataDir = data
+	cfg.Tokens = []string{token}
+	cfg.StationID = "FAXBOX LAB"
+	cfg.LineGroups[0].RingTimeout = job.Duration(6 * time.Second)
+	cf := cfg.LineGroups[0]
+	cf.Name, cf.Transport, cf.Channels, cf.Prefixes = "callfile", "callfile", 2, []string{"100"}
+	cfg.LineGroups = append(cfg.LineGroups, cf)
+	b, err := box.Open(ctx, cfg, box.Options{Version: "lab"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	sctx, scancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Serve(sctx, ln); close(done) }()
+	t.Cleanup(func() { scancel(); <-done; b.Close() })
+	return &env{l: l, box: b, c: &testkit.Client{Base: "http://" + ln.Addr().String(), Token: token}}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
+func (e *env) wait(t *testing.T, id string, want job.Status, d time.Duration) *job.Job {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var j job.Job
+	for {
+		e.c.Do(t, "GET", "/v1/faxes/"+id, nil, "", &j)
+		if j.Status == want {
+			return &j
+		}
+		if j.Status.Terminal() || time.Now().After(deadline) {
+			b, _ := json.Marshal(j.Attempts)
+			t.Fatalf("job %s (%s) is %s, want %s; error %+v; attempts %s", id, j.To, j.Status, want, j.Error, b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (e *env) submit(t *testing.T, pages int, fields ...testkit.Part) *job.Job {
+	t.Helper()
+	var j job.Job
+	parts := append([]testkit.Part{testkit.File("file", "doc.pdf", testkit.PDF(t, pages)), testkit.Field("resolution", "standard")}, fields...)
+	if r := e.c.Submit(t, "/v1/faxes", &j, parts...); r.StatusCode != 202 {
+		t.Fatalf("submit: HTTP %d", r.StatusCode)
+	}
+	return &j
+}
+
+// TestRealAsterisk sends real faxes through the box's Asterisk to the remote
+// over the lab's SIP trunk, in parallel (fax time is real time).
+func TestRealAsterisk(t *testing.T) {
+	e := startEnv(t, "astest", 25060)
+	rcv := testkit.NewReceiver(t)
+
+	t.Run("group", func(t *testing.T) {
+		t.Run("t38 to 100", func(t *testing.T) {
+			t.Parallel()
+			j := e.submit(t, 2, testkit.Field("to", "100"), testkit.Field("callback_url", rcv.URL))
+			got := e.wait(t, j.ID, job.Delivered, 3*time.Minute)
+			a := got.LastAttempt()
+			if got.Pages != 2 || a.PagesSent != 2 || a.Transport != "t38" || a.BitRate == 0 {
+				t.Errorf("delivered: pages %d, attempt %+v", got.Pages, a)
+			}
+			files := e.l.ReceivedFiles("100")
+			found := false
+			for _, f := range files {
+				b, _ := os.ReadFile(f)
+				if pf, err := tiff.Parse(b); err == nil && len(pf.Pages) == 2 && pf.Pages[0].Width == 1728 && pf.Pages[1].Width == 1728 {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("the remote has no 2-page 1728-px TIFF: %v", files)
+			}
+			hs := rcv.Wait(t, 30*time.Second, "fax.delivered", func(hs []testkit.Hook) bool {
+				for _, ev := range testkit.Events(hs, j.ID) {
+					if ev.Event == "fax.delivered" {
+						return true
+					}
+				}
+				return false
+			})
+			_ = hs
+		})
+		t.Run("g711 to 101", func(t *testing.T) {
+			t.Parallel()
+			j := e.submit(t, 1, testkit.Field("to", "101"), testkit.Field("retry_interval", "2s"))
+			got := e.wait(t, j.ID, job.Delivered, 3*time.Minute)
+			if a := got.LastAttempt(); a.Transport != "g711" || a.PagesSent != 1 {
+				b, _ := json.Marshal(got.Attempts)
+				t.Errorf("101: attempts %s", b)
+			}
+		})
+		t.Run("busy 102", func(t *testing.T) {
+			t.Parallel()
+			j := e.submit(t, 1, testkit.Field("to", "102"), testkit.Field("max_attempts", "2"), testkit.Field("retry_interval", "2s"))
+			got := e.wait(t, j.ID, job.Failed, 2*time.Minute)
+			if got.Error.Code != "line.busy" || len(got.Attempts) != 2 || got.Tries != 0 {
+				t.Fatalf("102: %+v, %d attempts, %d tries", got.Error, len(got.Attempts), got.Tries)
+			}
+			if gap := got.Attempts[1].StartedAt.Sub(*got.Attempts[0].EndedAt); gap < 2*time.Second-50*time.Millisecond {
+				t.Errorf("retry after %s; interval is 2s", gap)
+			}
+		})
+		t.Run("no answer 103", func(t *testing.T) {
+			t.Parallel()
+			j := e.submit(t, 1, testkit.Field("to", "103"), testkit.Field("max_attempts", "1"))
+			got := e.wait(t, j.ID, job.Failed, 2*time.Minute)
+			if got.Error.Code != "line.no_answer" {
+				t.Fatalf("103: %+v", got.Error)
+			}
+		})
+		t.Run("voice 104", func(t *testing.T) {
+			t.Parallel()
+			j := e.submit(t, 1, testkit.Field("to", "104"), testkit.Field("max_attempts", "1"))
+			got := e.wait(t, j.ID, job.Failed, 3*time.Minute)
+			if got.Error.Code != "fax.remote_not_fax" {
+				t.Fatalf("104: %+v", got.Error)
+			}
+		})
+		t.Run("resume 105", func(t *testing.T) {
+			t.Parallel()
+			j := e.submit(t, 3, testkit.Field("to", "105"), testkit.Field("retry_interval", "2s"))
+			got := e.wait(t, j.ID, job.Delivered, 5*time.Minute)
+			if len(got.Attempts) != 2 || got.Attempts[0].PagesSent < 1 || got.Attempts[1].FirstPage != got.Attempts[0].PagesSent+1 || got.PagesConfirmed != 3 {
+				t.Fatalf("105 attempts: %+v", got.Attempts)
+			}
+			second := e.l.ReceivedFiles("105")
+			if len(second) != 1 {
+				t.Fatalf("105 received files: %v", second)
+			}
+			b, _ := os.ReadFile(second[0])
+			if pf, err := tiff.Parse(b); err != nil || len(pf.Pages) != 3-got.Attempts[0].PagesSent {
+				t.Errorf("the second call carried %v pages (%v), want %d", pf, err, 3-got.Attempts[0].PagesSent)
+			}
+		})
+		t.Run("compat to 100", func(t *testing.T) {
+			t.Parallel()
+			r2 := testkit.NewReceiver(t)
+			var out map[string]string
+			(&testkit.Client{Base: e.c.Base}).Submit(t, "/faxservice/", &out, testkit.Field("fax", "100"), testkit.Field("faxId", "lab-compat-1"),
+				testkit.Field("returnUrl", r2.URL+"/r"), testkit.File("file", "a.pdf", testkit.PDF(t, 1)))
+			if out["status"] != "success" {
+				t.Fatalf("faxservice: %v", out)
+			}
+			hs := r2.Wait(t, 3*time.Minute, "GET returnUrl", func(hs []testkit.Hook) bool { return len(hs) > 0 })
+			u, _ := url.Parse(hs[0].URL)
+			if u.Query().Get("status") != "SUCCESS" || u.Query().Get("faxId") != "lab-compat-1" {
+				t.Fatalf("returnUrl: %s", hs[0].URL)
+			}
+		})
+		t.Run("call file to 100", func(t *testing.T) {
+			t.Parallel()
+			j := e.submit(t, 1, testkit.Field("to", "100"), testkit.Field("line_group", "callfile"))
+			got := e.wait(t, j.ID, job.Delivered, 3*time.Minute)
+			if a := got.LastAttempt(); !strings.HasPrefix(a.Line, "callfile/") || a.PagesSent != 1 {
+				t.Fatalf("call file attempt: %+v", a)
+			}
+		})
+		t.Run("truncated and corrupt TIFFs fail before dialling", func(t *testing.T) {
+			t.Parallel()
+			before, _ := e.l.Calls("100")
+			tif := testkit.FaxTIFF(t, 2)
+			f, _ := tiff.Parse(tif)
+			corrupt := append([]byte(nil), tif...)
+			off := f.Pages[1].StripOffsets[0] + f.Pages[1].StripCounts[0]/2
+			for i := uint32(0); i < 30; i++ {
+				corrupt[off+i] ^= 0xa5
+			}
+			for name, doc := range map[string][]byte{"truncated": tif[:len(tif)*3/4], "corrupt": corrupt} {
+				var j job.Job
+				e.c.Submit(t, "/v1/faxes", &j, testkit.File("file", name+".tif", doc), testkit.Field("to", "100"), testkit.Field("header", ""), testkit.Field("resolution", "standard"))
+				got := e.wait(t, j.ID, job.Failed, time.Minute)
+				if got.Error.Class != "document" || len(got.Attempts) != 0 {
+					t.Errorf("%s TIFF: %+v, %d attempts", name, got.Error, len(got.Attempts))
+				}
+			}
+			if after, _ := e.l.Calls("100"); after != before {
+				t.Errorf("calls to 100 went from %d to %d", before, after)
+			}
+		})
+	})
+	if t.Failed() {
+		b, _ := os.ReadFile(filepath.Join(e.l.Box.Dir, "log", "console.log"))
+		t.Logf("box console (tail):\n%s", tail(string(b), 4000))
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
