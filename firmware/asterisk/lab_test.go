@@ -68,7 +68,10 @@ func startEnv(t *testing.T, name string, base int) *env {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func (e *env) wait(t *testing.T, id string, want job.Status, d time.Duration) *job.Job {
 	t.Helper()
