@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS := ./...
 
-.PHONY: all build test bench vendor lint deps run
+.PHONY: all build test bench vendor lint deps run lab-up lab-down lab-setup
 LISTEN ?= 127.0.0.1:8080
 RUNDIR ?= .run
 
@@ -15,13 +15,34 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/faxbox ./cmd/faxbox
 
-# run: build and run a faxbox in the foreground (Ctrl-C stops it). The API
-# token comes from FAXBOX_TOKEN, or is generated and printed.
-run: deps build
-	@mkdir -p $(RUNDIR)/data
+# run: bring up the Asterisk lab (box + remote, tools/lab) and run a faxbox
+# wired to it in the foreground (Ctrl-C stops faxbox; `make lab-down` stops
+# Asterisk). The API token comes from FAXBOX_TOKEN, or is generated and
+# printed. Send a real fax to the lab's number 100 with the curl it prints.
+run: deps build lab-up
 	@tok="$${FAXBOX_TOKEN:-}"; if [ -z "$$tok" ]; then tok=$$(head -c 18 /dev/urandom | base64 | tr '+/' '-_'); echo "FAXBOX_TOKEN=$$tok"; fi; \
-	  echo "faxbox on http://$(LISTEN)  (try: curl -H \"Authorization: Bearer $$tok\" -F to=99990001 -F file=@README.md http://$(LISTEN)/v1/faxes)"; \
-	  exec bin/faxbox serve -data $(RUNDIR)/data -listen $(LISTEN) -token "$$tok"
+	  echo "faxbox on http://$(LISTEN)  — send a real fax through the lab:"; \
+	  echo "  curl -H 'Authorization: Bearer $$tok' -F to=100 -F file=@/usr/share/doc/ghostscript/copyright http://$(LISTEN)/v1/faxes"; \
+	  exec bin/faxbox serve -config $(RUNDIR)/faxbox.json -listen $(LISTEN) -token "$$tok"
+
+# lab-up starts the lab's two Asterisk instances in the background and writes
+# the faxbox config wired to them; lab-down stops them.
+lab-up: deps
+	@mkdir -p $(RUNDIR)/data
+	$(GO) build -o bin/faxbox-lab ./tools/lab/cmd/faxbox-lab
+	@bin/faxbox-lab down >/dev/null 2>&1 || true
+	@rm -f $(RUNDIR)/faxbox.json
+	@nohup bin/faxbox-lab up -data $(RUNDIR)/data -config-out $(RUNDIR)/faxbox.json > $(RUNDIR)/lab.log 2>&1 &
+	@for i in $$(seq 1 300); do [ -s $(RUNDIR)/faxbox.json ] && break; sleep 0.5; done; \
+	  [ -s $(RUNDIR)/faxbox.json ] || { cat $(RUNDIR)/lab.log; echo "lab did not come up"; exit 1; }
+	@tail -1 $(RUNDIR)/lab.log
+
+lab-down:
+	@pkill -f 'bin/faxbox-lab up' || true
+	@[ -x bin/faxbox-lab ] && bin/faxbox-lab down -data $(RUNDIR)/data || true
+
+lab-setup: deps
+	$(GO) run ./tools/lab/cmd/faxbox-lab setup
 
 # deps installs the Debian packages the box and its tests use (idempotent).
 deps:

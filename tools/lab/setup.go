@@ -206,3 +206,16 @@ func Unshare(dir string) {
 		syscall.Unmount(target, syscall.MNT_DETACH)
 	}
 }
+
+// Unmount removes every bind mount of shared directories (the chroot's /proc
+// stays).
+func Unmount() {
+	root := Root()
+	b, _ := os.ReadFile("/proc/self/mounts")
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 1 && strings.HasPrefix(f[1], root+"/") && f[1] != root+"/proc" && !strings.HasPrefix(f[1], root+"/proc/") {
+			syscall.Unmount(f[1], syscall.MNT_DETACH)
+		}
+	}
+}

@@ -86,6 +86,7 @@ func main() {
 		for _, d := range share {
 			lab.Unshare(d)
 		}
+		lab.Unmount()
 		fmt.Fprintln(os.Stderr, "lab down")
 	default:
 		fail(fmt.Errorf("unknown command %q", os.Args[1]))
