@@ -38,7 +38,7 @@ lab-up: deps
 	@tail -1 $(RUNDIR)/lab.log
 
 lab-down:
-	@pkill -f 'bin/faxbox-lab up' || true
+	@pkill -f '^bin/faxbox-lab up' || true
 	@[ -x bin/faxbox-lab ] && bin/faxbox-lab down -data $(RUNDIR)/data || true
 
 lab-setup: deps
