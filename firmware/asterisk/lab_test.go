@@ -3,15 +3,20 @@ package asterisk_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/faxbox/faxbox/firmware/ami"
 	"github.com/faxbox/faxbox/firmware/box"
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/firmware/job"
@@ -234,6 +239,8 @@ func TestRealAsterisk(t *testing.T) {
 			}
 		})
 	})
+	t.Run("kill -9 during a fax: reconciled, not dialled again", func(t *testing.T) { testKillDuringFax(t, e) })
+	t.Run("ami against the box", func(t *testing.T) { testAMI(t, e) })
 	if t.Failed() {
 		b, _ := os.ReadFile(filepath.Join(e.l.Box.Dir, "log", "console.log"))
 		t.Logf("box console (tail):\n%s", tail(string(b), 4000))
@@ -245,4 +252,163 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// testKillDuringFax runs the real faxbox binary against the lab, kills it
+// with SIGKILL while a fax is being sent, restarts it, and checks that the
+// fax completes and is reported once, without a second call.
+func testKillDuringFax(t *testing.T, e *env) {
+	bin := filepath.Join(t.TempDir(), "faxbox")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/faxbox").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	data, err := os.MkdirTemp("", "faxbox-kill-") // a path Asterisk may be given
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(data)
+	if err := lab.Share(data); err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Unshare(data)
+	cfg := e.l.FaxboxConfig(config.Default())
+	cfg.DataDir = data
+	cfg.Tokens = []string{token}
+	cfgPath := filepath.Join(t.TempDir(), "faxbox.json")
+	b, _ := json.Marshal(cfg)
+	os.WriteFile(cfgPath, b, 0o600)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "serve", "-config", cfgPath, "-listen", addr)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 100; i++ {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return cmd
+	}
+	p := start()
+	rcv := testkit.NewReceiver(t)
+	c := &testkit.Client{Base: "http://" + addr, Token: token}
+	before, _ := e.l.Calls("100")
+	var j job.Job
+	c.Submit(t, "/v1/faxes", &j, testkit.File("file", "a.pdf", testkit.PDF(t, 3)), testkit.Field("to", "100"),
+		testkit.Field("resolution", "standard"), testkit.Field("callback_url", rcv.URL))
+	for i := 0; ; i++ {
+		c.Do(t, "GET", "/v1/faxes/"+j.ID, nil, "", &j)
+		if j.Status == job.Sending {
+			break
+		}
+		if i > 600 || j.Status == job.RetryWait || j.Status.Terminal() {
+			b, _ := json.Marshal(j.Attempts)
+			t.Fatalf("never sending: %s %s", j.Status, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second) // mid-fax
+	p.Process.Signal(syscall.SIGKILL)
+	p.Wait()
+	p = start()
+	defer func() { p.Process.Kill(); p.Wait() }()
+	deadline := time.Now().Add(3 * time.Minute)
+	for j.Status != job.Delivered {
+		if j.Status.Terminal() || time.Now().After(deadline) {
+			b, _ := json.Marshal(j)
+			t.Fatalf("after the restart: %s", b)
+		}
+		time.Sleep(500 * time.Millisecond)
+		c.Do(t, "GET", "/v1/faxes/"+j.ID, nil, "", &j)
+	}
+	if after, _ := e.l.Calls("100"); after != before+1 {
+		t.Errorf("the remote got %d calls for the job, want 1 (dialled again after the restart)", after-before)
+	}
+	if len(j.Attempts) != 1 || j.Attempts[0].PagesSent != 3 {
+		b, _ := json.Marshal(j.Attempts)
+		t.Errorf("attempts: %s", b)
+	}
+	hs := rcv.Wait(t, 30*time.Second, "fax.delivered", func(hs []testkit.Hook) bool {
+		for _, ev := range testkit.Events(hs, j.ID) {
+			if ev.Event == "fax.delivered" {
+				return true
+			}
+		}
+		return false
+	})
+	n := 0
+	for _, ev := range testkit.Events(hs, j.ID) {
+		if ev.Event == "fax.delivered" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d fax.delivered webhooks", n)
+	}
+}
+
+// testAMI exercises the AMI client against the box's real Asterisk with the
+// rendered least-privilege user.
+func testAMI(t *testing.T, e *env) {
+	ctx := context.Background()
+	resync := make(chan struct{}, 8)
+	c, err := ami.Dial(ctx, ami.Config{Addr: e.l.Box.AMIAddr(), Username: lab.BoxAMIUser, Secret: lab.BoxAMISecret, Keepalive: time.Second,
+		OnConnect: func(context.Context, *ami.Client) { resync <- struct{}{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() {
+		for range c.Events() {
+		}
+	}()
+	if _, err := ami.Dial(ctx, ami.Config{Addr: e.l.Box.AMIAddr(), Username: lab.BoxAMIUser, Secret: "wrong-secret"}); !errors.Is(err, ami.ErrLogin) {
+		t.Errorf("wrong secret: %v", err)
+	}
+	if _, _, err := c.List(ctx, "CoreShowChannels"); err != nil {
+		t.Fatalf("CoreShowChannels: %v", err)
+	}
+	// The product's user has no command or system class.
+	if r, err := c.Action(ctx, "Command", ami.Header{Key: "Command", Value: "core show version"}); err == nil {
+		t.Errorf("Command allowed for the faxbox user: %v", r)
+	}
+	// 1,000 concurrent actions, each answered to its caller.
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for i := 0; i < 1000; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r, err := c.Action(ctx, "Ping")
+			if err != nil || r.Get("Response") != "Success" || r.Get("Ping") != "Pong" {
+				bad.Add(1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d of 1000 concurrent pings failed", bad.Load())
+	}
+	<-resync
+	// Restart Asterisk under the client: it reconnects and re-syncs.
+	if _, err := e.l.Box.CLI("core restart now"); err != nil {
+		t.Logf("core restart: %v", err)
+	}
+	select {
+	case <-resync:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no reconnect within 30 s after core restart now")
+	}
+	if _, err := c.Action(ctx, "Ping"); err != nil {
+		t.Fatalf("ping after the restart: %v", err)
+	}
+	if c.Reconnects() < 1 {
+		t.Fatalf("reconnects = %d", c.Reconnects())
+	}
 }

@@ -222,6 +222,7 @@ func Load(path string) (Config, error) {
 var (
 	groupName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 	digits    = regexp.MustCompile(`^[0-9]*$`)
+	safePath  = regexp.MustCompile(`^/[A-Za-z0-9/._-]*$`)
 )
 
 // Validate reports the first problem that would stop the box from starting.
@@ -270,6 +271,10 @@ func (c *Config) Validate() error {
 	}
 	if len(c.LineGroups) > 0 && c.Asterisk == nil {
 		errs = append(errs, errors.New("line_groups need an asterisk section"))
+	}
+	if c.Asterisk != nil && !safePath.MatchString(c.DataDir) {
+		// Document paths reach Asterisk's dialplan: keep them plain.
+		errs = append(errs, fmt.Errorf("data_dir %q: with Asterisk, an absolute path of letters, digits, / . _ - only", c.DataDir))
 	}
 	return errors.Join(errs...)
 }
