@@ -133,6 +133,9 @@ func Cause(cause int) (failure.Code, bool) {
 // Classify decides what an attempt's outcome means.
 func Classify(o Outcome) Verdict {
 	raw := strings.TrimSpace(strings.Join(nonEmpty(o.Status, o.Error, o.StatusStr, o.DialStatus, causeText(o.HangupCause)), " / "))
+	if raw == "" {
+		raw = "the call ended without a result from Asterisk"
+	}
 	if o.HaveResult && strings.EqualFold(o.Status, "SUCCESS") {
 		// On success the sender's error is HANGUP (LAB.md §2): key on status.
 		return Verdict{Raw: raw, ReachedFax: true, Next: None}
