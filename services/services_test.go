@@ -1,0 +1,109 @@
+package services
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/faxbox/faxbox/firmware/config"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func sample() config.Config {
+	c := config.Default()
+	c.Asterisk = &config.Asterisk{AMISecret: "s3cretpass", SIPPort: 5060, AMIPort: 5038, BindAddr: "0.0.0.0",
+		Trunk: &config.Trunk{Name: "carrier", Host: "192.0.2.10:5060", Username: "box1", Password: "pw123456", T38: true, Qualify: 30}}
+	return c
+}
+
+func TestGolden(t *testing.T) {
+	files, err := Render(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 10 {
+		t.Fatalf("only %d files", len(files))
+	}
+	for name, got := range files {
+		golden := filepath.Join("testdata", name+".golden")
+		if *update {
+			os.WriteFile(golden, got, 0o644)
+			continue
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%s: %v (run go test ./services -update)", name, err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("%s differs from %s:\n%s", name, golden, got)
+		}
+	}
+}
+
+func TestSecurityOfRenderedFiles(t *testing.T) {
+	files, _ := Render(sample())
+	mgr := string(files["manager.conf"])
+	classes := 0
+	for _, line := range strings.Split(mgr, "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		if k = strings.TrimSpace(k); k != "read" && k != "write" {
+			continue
+		}
+		for _, class := range strings.Split(v, ",") {
+			classes++
+			switch strings.TrimSpace(class) {
+			case "system", "command", "config", "agi", "all":
+				t.Errorf("manager.conf grants %q: %s", class, line)
+			}
+		}
+	}
+	if classes == 0 {
+		t.Error("no read/write lines in manager.conf")
+	}
+	if !strings.Contains(mgr, "bindaddr = 127.0.0.1") {
+		t.Error("AMI not bound to 127.0.0.1")
+	}
+	mods := string(files["modules.conf"])
+	if !strings.Contains(mods, "autoload = no") || !strings.Contains(mods, "load => res_fax_spandsp.so") {
+		t.Error("modules.conf")
+	}
+	pj := string(files["pjsip.conf"])
+	for _, want := range []string{"t38_udptl = yes", "t38_udptl_ec = redundancy", "t38_udptl_maxdatagram = 400", "direct_media = no", "qualify_frequency = 30", "[carrier-g711]"} {
+		if !strings.Contains(pj, want) {
+			t.Errorf("pjsip.conf lacks %q", want)
+		}
+	}
+}
+
+func TestHostileConfigRefused(t *testing.T) {
+	for name, mod := range map[string]func(*config.Asterisk){
+		"newline in secret":   func(a *config.Asterisk) { a.AMISecret = "abcdefgh\n[evil]" },
+		"semicolon in trunk":  func(a *config.Asterisk) { a.Trunk.Name = "a;b" },
+		"bracket in password": func(a *config.Asterisk) { a.Trunk.Password = "pw]\nallow=all" },
+		"relative spool":      func(a *config.Asterisk) { a.SpoolDir = "spool" },
+		"space in dir":        func(a *config.Asterisk) { a.ReceiveDir = "/var/fax in" },
+		"bad bind":            func(a *config.Asterisk) { a.BindAddr = "0.0.0.0\nx" },
+		"bad host":            func(a *config.Asterisk) { a.Trunk.Host = "host;x:5060" },
+	} {
+		c := sample()
+		mod(c.Asterisk)
+		if _, err := Render(c); err == nil {
+			t.Errorf("%s: rendered", name)
+		}
+	}
+}
+
+func TestRenderTo(t *testing.T) {
+	dir := t.TempDir()
+	names, err := RenderTo(sample(), dir)
+	if err != nil || len(names) < 10 {
+		t.Fatal(names, err)
+	}
+	st, _ := os.Stat(filepath.Join(dir, "manager.conf"))
+	if st.Mode().Perm()&0o004 != 0 {
+		t.Errorf("manager.conf is world-readable: %v", st.Mode())
+	}
+}
