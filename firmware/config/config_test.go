@@ -59,7 +59,7 @@ func TestREADMEDocumentsEveryKey(t *testing.T) {
 		}
 	}
 	d := Default()
-	d.Asterisk = &Asterisk{}
+	d.Asterisk = &Asterisk{Trunk: &Trunk{}}
 	raw, _ := json.Marshal(d)
 	var m map[string]any
 	json.Unmarshal(raw, &m)
@@ -68,7 +68,7 @@ func TestREADMEDocumentsEveryKey(t *testing.T) {
 	walk = func(prefix string, v map[string]any) {
 		for k, x := range v {
 			full := prefix + k
-			if sub, ok := x.(map[string]any); ok && full != "asterisk" {
+			if sub, ok := x.(map[string]any); ok {
 				walk(full+".", sub)
 				continue
 			}
