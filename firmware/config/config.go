@@ -146,8 +146,8 @@ type Asterisk struct {
 type Trunk struct {
 	Name     string `json:"name"`
 	Host     string `json:"host"` // host:port of the peer
-	Username string `json:"username,omitempty"`
-	Password string `json:"password,omitempty"`
+	Username string `json:"username"`
+	Password string `json:"password"`
 	T38      bool   `json:"t38"`
 	Channels int    `json:"channels"`
 	// Qualify frequency in seconds (0 = off).
