@@ -447,6 +447,17 @@ func (d *Dialler) finish(c *call, r *dialler.Result) {
 	res.Channel = c.channel
 	res.AnsweredAt = c.answeredAt
 	res.EndedAt = time.Now()
+	if d.cfg.Transport == "callfile" {
+		// Asterisk archives the call file with its own verdict
+		// (Completed = answered, not "fax delivered"; Expired; Failed).
+		go func() {
+			if st := d.archived(c.req.AttemptID, 3*time.Second); st != "" {
+				res.Raw += " / call file: " + st
+			}
+			d.sink.Result(res)
+		}()
+		return
+	}
 	switch {
 	case c.t38:
 		res.Transport = "t38"
@@ -454,4 +465,33 @@ func (d *Dialler) finish(c *call, r *dialler.Result) {
 		res.Transport = "g711"
 	}
 	d.sink.Result(res)
+}
+
+// archived waits for the attempt's call file in outgoing_done and returns its
+// Status line ("" when it does not appear in time).
+func (d *Dialler) archived(id string, wait time.Duration) string {
+	path := filepath.Join(d.cfg.SpoolDir, "outgoing_done", id+".call")
+	for deadline := time.Now().Add(wait); ; {
+		if st := ArchivedStatus(path); st != "" {
+			return st
+		}
+		if time.Now().After(deadline) {
+			return ""
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ArchivedStatus reads the Status of an archived call file.
+func ArchivedStatus(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Status:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }

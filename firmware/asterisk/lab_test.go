@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/ami"
+	"github.com/faxbox/faxbox/firmware/asterisk"
 	"github.com/faxbox/faxbox/firmware/box"
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/firmware/job"
@@ -214,6 +215,9 @@ func TestRealAsterisk(t *testing.T) {
 			got := e.wait(t, j.ID, job.Delivered, 3*time.Minute)
 			if a := got.LastAttempt(); !strings.HasPrefix(a.Line, "callfile/") || a.PagesSent != 1 {
 				t.Fatalf("call file attempt: %+v", a)
+			}
+			if st := asterisk.ArchivedStatus(filepath.Join(e.l.Box.Dir, "spool", "outgoing_done", got.LastAttempt().ID+".call")); st != "Completed" {
+				t.Errorf("archived call file status %q, want Completed", st)
 			}
 		})
 		t.Run("truncated and corrupt TIFFs fail before dialling", func(t *testing.T) {
