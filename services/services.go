@@ -72,6 +72,7 @@ var Modules = []string{
 	"res_fax.so", "res_fax_spandsp.so",
 	"app_playback.so", "app_userevent.so", "app_dial.so", "func_channel.so", "func_strings.so", "func_logic.so",
 	"func_hangupcause.so", "func_callerid.so", "func_timeout.so",
+	"app_read.so", "bridge_simple.so", "bridge_native_rtp.so", "bridge_builtin_features.so",
 }
 
 // safe matches values that may appear in a configuration file.

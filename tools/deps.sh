@@ -2,7 +2,7 @@
 # Installs the Debian packages faxbox and its tests need. Idempotent; fails
 # loudly when a package cannot be installed.
 set -euo pipefail
-pkgs=(ghostscript libtiff-tools poppler-utils debootstrap chromium util-linux)
+pkgs=(ghostscript libtiff-tools poppler-utils debootstrap chromium util-linux espeak-ng sox)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -13,6 +13,6 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-for c in gs tiffinfo tiff2pdf chromium prlimit; do
+for c in gs tiffinfo tiff2pdf chromium prlimit espeak-ng sox; do
   command -v "$c" >/dev/null || { echo "deps: $c not found after install" >&2; exit 1; }
 done

@@ -68,7 +68,12 @@ func (s *Server) Routes() []Route {
 		{"POST", "/v1/lines/{group}/{n}/busy", "token", s.lineBusy},
 		{"DELETE", "/v1/lines/{group}/{n}/busy", "token", s.lineBusy},
 		{"GET", "/metrics", "token", s.metrics},
+		{"POST", "/v1/calls", "token", s.createCall},
+		{"GET", "/v1/calls", "token", s.listCalls},
+		{"GET", "/v1/calls/{id}", "token", s.getCall},
+		{"DELETE", "/v1/calls/{id}", "token", s.cancelCall},
 		{"POST", "/faxservice/", "compat", s.faxservice},
+		{"GET", "/callback", "compat", s.callbackCompat},
 	}
 }
 

@@ -50,9 +50,12 @@ type List struct {
 	NextCursor string     `json:"next_cursor,omitempty"`
 }
 
-func (s *Server) listFaxes(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listFaxes(w http.ResponseWriter, r *http.Request) { s.list(w, r, job.KindFax) }
+
+// list serves GET /v1/faxes and /v1/calls.
+func (s *Server) list(w http.ResponseWriter, r *http.Request, kind string) {
 	q := r.URL.Query()
-	f := store.Filter{Kind: job.KindFax, ClientRef: q.Get("client_ref"), Cursor: q.Get("cursor"), Limit: 50}
+	f := store.Filter{Kind: kind, ClientRef: q.Get("client_ref"), Cursor: q.Get("cursor"), Limit: 50}
 	if v := q.Get("status"); v != "" {
 		if !job.Status(v).Valid() {
 			writeErr(w, errf(http.StatusBadRequest, "invalid_field", "status", "unknown status "+strconv.Quote(v)))

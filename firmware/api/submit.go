@@ -280,11 +280,10 @@ func (s *Server) validate(sub *submission, now time.Time) (*faxRequest, *Error) 
 		j.ClientRef = v
 	}
 	if v, ok := f["callback_url"]; ok && v != "" {
-		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			return bad("callback_url", "invalid_url", "callback_url must be an absolute http:// or https:// URL without credentials")
+		if e := s.checkURL(v); e != nil {
+			return nil, e
 		}
-		j.CallbackURL = u.String()
+		j.CallbackURL = v
 	}
 	if v, ok := f["max_attempts"]; ok {
 		n, err := strconv.Atoi(v)
@@ -370,6 +369,15 @@ func (s *Server) validate(sub *submission, now time.Time) (*faxRequest, *Error) 
 		return nil, errf(http.StatusUnprocessableEntity, "no_line_for_number", field, "no line can dial this number: "+err.Error())
 	}
 	return &faxRequest{j: j, paths: sub.paths, hash: contentHash(f, sub.files)}, nil
+}
+
+// checkURL accepts an absolute http(s) callback URL without credentials.
+func (s *Server) checkURL(v string) *Error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return errf(http.StatusBadRequest, "invalid_url", "callback_url", "callback_url must be an absolute http:// or https:// URL without credentials")
+	}
+	return nil
 }
 
 // contentHash identifies a submission's content for client_ref idempotency:

@@ -153,9 +153,54 @@ func vars(r dialler.Request) ([][2]string, error) {
 	}, nil
 }
 
+// callVars validates a call attempt and returns its channel, extension and
+// channel variables (services/ faxbox-call contract).
+func (d *Dialler) callVars(r dialler.Request) (string, string, [][2]string, error) {
+	if !reDigits.MatchString(r.To) || !reID.MatchString(r.AttemptID) {
+		return "", "", nil, fmt.Errorf("%w: number %q / id %q", ErrInvalid, r.To, r.AttemptID)
+	}
+	to := fmt.Sprintf(d.cfg.Dial, strings.TrimPrefix(r.To, "+"))
+	vs := [][2]string{{"FAXBOX_ATTEMPT", r.AttemptID}, {"FAXBOX_JOB", r.JobID}}
+	switch r.CallKind {
+	case "click2call":
+		if !reDigits.MatchString(r.Agent) {
+			return "", "", nil, fmt.Errorf("%w: agent %q", ErrInvalid, r.Agent)
+		}
+		vs = append(vs, [2]string{"FAXBOX_DIAL", to}, [2]string{"FAXBOX_RING", strconv.Itoa(int(d.cfg.RingTimeout.Seconds()))},
+			[2]string{"FAXBOX_TIMEOUT", "3600"})
+		return fmt.Sprintf(d.cfg.Dial, strings.TrimPrefix(r.Agent, "+")), "c2c", vs, nil
+	case "message":
+		if !rePath.MatchString(r.Sound) || strings.Contains(r.Sound, "..") {
+			return "", "", nil, fmt.Errorf("%w: sound %q", ErrInvalid, r.Sound)
+		}
+		if r.Repeat < 1 || r.Repeat > 9 {
+			return "", "", nil, fmt.Errorf("%w: repeat %d", ErrInvalid, r.Repeat)
+		}
+		if r.ConfirmDigit != "" && !strings.Contains("0123456789*#", r.ConfirmDigit) || len(r.ConfirmDigit) > 1 {
+			return "", "", nil, fmt.Errorf("%w: confirm digit %q", ErrInvalid, r.ConfirmDigit)
+		}
+		vs = append(vs, [2]string{"FAXBOX_SOUND", r.Sound}, [2]string{"FAXBOX_REPEAT", strconv.Itoa(r.Repeat)},
+			[2]string{"FAXBOX_DIGIT", r.ConfirmDigit}, [2]string{"FAXBOX_TIMEOUT", strconv.Itoa(60 + 60*r.Repeat)})
+		return to, "msg", vs, nil
+	}
+	return "", "", nil, fmt.Errorf("%w: call kind %q", ErrInvalid, r.CallKind)
+}
+
 // Dial originates the attempt (or spools its call file) and returns.
 func (d *Dialler) Dial(ctx context.Context, r dialler.Request) error {
-	vs, err := vars(r)
+	var (
+		vs      [][2]string
+		err     error
+		channel = d.channel(r)
+		context = "faxbox-send"
+		exten   = "send"
+	)
+	if r.Kind == "call" {
+		channel, exten, vs, err = d.callVars(r)
+		context = "faxbox-call"
+	} else {
+		vs, err = vars(r)
+	}
 	if err != nil {
 		return err
 	}
@@ -172,9 +217,9 @@ func (d *Dialler) Dial(ctx context.Context, r dialler.Request) error {
 	d.mu.Unlock()
 	d.sink.Progress(dialler.Progress{AttemptID: r.AttemptID, State: dialler.StateDialing, At: time.Now()})
 	if d.cfg.Transport == "callfile" {
-		err = d.spool(r, vs)
+		err = d.spool(r, channel, context, exten, vs)
 	} else {
-		err = d.originate(ctx, r, vs)
+		err = d.originate(ctx, r, channel, context, exten, vs)
 	}
 	if err != nil {
 		d.mu.Lock()
@@ -186,10 +231,10 @@ func (d *Dialler) Dial(ctx context.Context, r dialler.Request) error {
 	return nil
 }
 
-func (d *Dialler) originate(ctx context.Context, r dialler.Request, vs [][2]string) error {
+func (d *Dialler) originate(ctx context.Context, r dialler.Request, channel, context, exten string, vs [][2]string) error {
 	hs := []ami.Header{
-		{Key: "Channel", Value: d.channel(r)},
-		{Key: "Context", Value: "faxbox-send"}, {Key: "Exten", Value: "send"}, {Key: "Priority", Value: "1"},
+		{Key: "Channel", Value: channel},
+		{Key: "Context", Value: context}, {Key: "Exten", Value: exten}, {Key: "Priority", Value: "1"},
 		{Key: "Async", Value: "true"}, {Key: "ChannelId", Value: r.AttemptID},
 		{Key: "Timeout", Value: strconv.FormatInt(d.cfg.RingTimeout.Milliseconds(), 10)},
 		{Key: "CallerID", Value: fmt.Sprintf("\"%s\" <%s>", r.JobID, "0")},
@@ -205,10 +250,10 @@ func (d *Dialler) originate(ctx context.Context, r dialler.Request, vs [][2]stri
 
 // spool writes a call file in the spool's tmp directory, then renames it into
 // outgoing (Asterisk picks up only complete files).
-func (d *Dialler) spool(r dialler.Request, vs [][2]string) error {
+func (d *Dialler) spool(r dialler.Request, channel, context, exten string, vs [][2]string) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Channel: %s\nCallerID: \"%s\" <0>\nMaxRetries: 0\nWaitTime: %d\nContext: faxbox-send\nExtension: send\nPriority: 1\nArchive: yes\n",
-		d.channel(r), r.AttemptID, int(d.cfg.RingTimeout.Seconds()))
+	fmt.Fprintf(&b, "Channel: %s\nCallerID: \"%s\" <0>\nMaxRetries: 0\nWaitTime: %d\nContext: %s\nExtension: %s\nPriority: 1\nArchive: yes\n",
+		channel, r.AttemptID, int(d.cfg.RingTimeout.Seconds()), context, exten)
 	for _, v := range vs {
 		fmt.Fprintf(&b, "Setvar: %s=%s\n", v[0], v[1])
 	}
@@ -383,7 +428,7 @@ func (d *Dialler) Handle(m ami.Message) {
 			}
 		}
 	case "UserEvent":
-		if m.Get("UserEvent") == "FaxboxResult" {
+		if ue := m.Get("UserEvent"); ue == "FaxboxResult" || ue == "FaxboxCall" {
 			c.result = m
 		}
 	case "Hangup":
@@ -431,6 +476,10 @@ func (d *Dialler) finish(c *call, r *dialler.Result) {
 	}
 	d.mu.Unlock()
 	var res dialler.Result
+	if r == nil && c.req.Kind == "call" {
+		cr := callResult(c, o)
+		r = &cr
+	}
 	if r != nil {
 		res = *r
 	} else {
@@ -494,4 +543,48 @@ func ArchivedStatus(path string) string {
 		}
 	}
 	return ""
+}
+
+// callResult classifies a call attempt.
+func callResult(c *call, o spandsp.Outcome) dialler.Result {
+	if !c.answered {
+		v := spandsp.Classify(spandsp.Outcome{DialStatus: o.DialStatus, HangupCause: o.HangupCause, Reason: o.Reason})
+		code := v.Code
+		if c.req.CallKind == "click2call" && (code == failure.LineNoAnswer || code == failure.LineBusy) {
+			code = failure.CallAgentNoAnswer
+		}
+		return dialler.Result{Code: code, Raw: v.Raw}
+	}
+	r := dialler.Result{Answered: true}
+	if c.result == nil {
+		r.Code, r.Raw = failure.LineDropped, "the call ended without a result from Asterisk"
+		return r
+	}
+	r.Raw = "dial status " + c.result.Get("DialStatus") + ", hangup cause " + c.result.Get("HangupCause")
+	switch c.req.CallKind {
+	case "click2call":
+		switch c.result.Get("DialStatus") {
+		case "ANSWER":
+			r.TalkSeconds, _ = strconv.Atoi(c.result.Get("AnsweredTime"))
+		case "BUSY":
+			r.Code = failure.CallCustomerBusy
+		case "NOANSWER", "CANCEL":
+			r.Code = failure.CallCustomerNoAnswer
+		case "CONGESTION", "CHANUNAVAIL":
+			r.Code = failure.LineCongestion
+		default:
+			r.Code = failure.LineDropped
+		}
+	case "message":
+		r.Digit = c.result.Get("Digit")
+		if c.req.ConfirmDigit != "" {
+			if r.Digit == c.req.ConfirmDigit {
+				r.Acked = true
+			} else {
+				r.Code = failure.CallNotAcknowledged
+				r.Raw = "no acknowledgement (digit " + strconv.Quote(r.Digit) + ")"
+			}
+		}
+	}
+	return r
 }

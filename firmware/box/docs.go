@@ -2,6 +2,9 @@ package box
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -23,6 +26,15 @@ type documents struct {
 }
 
 func (d documents) Convert(ctx context.Context, j *job.Job, inputs []string, out string) (int, failure.Code, error) {
+	if j.Kind == job.KindCall {
+		if j.Call == nil || j.Call.Say == "" {
+			return 0, "", nil
+		}
+		if err := speak(ctx, j.Call.Say, filepath.Join(filepath.Dir(out), "message.wav")); err != nil {
+			return 0, failure.DocumentUnreadable, err
+		}
+		return 0, "", nil
+	}
 	in := make([]convert.Input, len(inputs))
 	for i, p := range inputs {
 		typ := strings.TrimPrefix(filepath.Ext(p), ".")
@@ -51,4 +63,25 @@ type renderer struct{}
 
 func (renderer) ToPDF(ctx context.Context, tiffPath, pdfPath string) error {
 	return convert.ToPDF(ctx, tiffPath, pdfPath)
+}
+
+// speak renders text to an 8 kHz mono 16-bit WAV (what Asterisk plays) with
+// espeak-ng and sox. The text is an argument, never shell input.
+func speak(ctx context.Context, text, dst string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+		return err
+	}
+	tmp := dst + ".raw.wav"
+	defer os.Remove(tmp)
+	cmd := exec.CommandContext(ctx, "espeak-ng", "-v", "en", "-w", tmp, "--stdin")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("espeak-ng: %v: %.200s", err, out)
+	}
+	if out, err := exec.CommandContext(ctx, "sox", tmp, "-r", "8000", "-c", "1", "-b", "16", dst).CombinedOutput(); err != nil {
+		return fmt.Errorf("sox: %v: %.200s", err, out)
+	}
+	return nil
 }

@@ -37,6 +37,7 @@ type Config struct {
 	// Retention is how long documents are kept after a job ends; records stay.
 	Retention Duration `json:"retention"`
 
+	Calls      Calls       `json:"calls"`
 	LineGroups []LineGroup `json:"line_groups"`
 	Asterisk   *Asterisk   `json:"asterisk,omitempty"`
 	Compat     Compat      `json:"compat"`
@@ -160,6 +161,18 @@ type Compat struct {
 	Enabled bool `json:"enabled"`
 	// AllowIPs may use the compatibility endpoints without a token (CIDRs).
 	AllowIPs []string `json:"allow_ips"`
+	// CallbackContexts are the values the classic /callback URL may pass
+	// as c (context); p (priority) must be 1.
+	CallbackContexts []string `json:"callback_contexts"`
+}
+
+// Calls configures the callback box.
+type Calls struct {
+	// DenyPrefixes: numbers starting with one of these are never called
+	// (international, premium rate), from any entry point.
+	DenyPrefixes []string `json:"deny_prefixes"`
+	// MaxRepeat bounds a message's repeat count.
+	MaxRepeat int `json:"max_repeat"`
 }
 
 // Panel selects the front panel's board profile.
@@ -199,7 +212,8 @@ func Default() Config {
 		Convert:   Convert{Timeout: Duration(120 * time.Second), MemoryMB: 1024, Ghostscript: "gs"},
 		Retry:     Retry{},
 		Retention: Duration(7 * 24 * time.Hour),
-		Compat:    Compat{Enabled: true, AllowIPs: []string{"127.0.0.1/32", "::1/128"}},
+		Compat:    Compat{Enabled: true, AllowIPs: []string{"127.0.0.1/32", "::1/128"}, CallbackContexts: []string{"from-internal"}},
+		Calls:     Calls{DenyPrefixes: []string{"00", "+", "0900", "0190", "0137", "0180", "118"}, MaxRepeat: 5},
 	}
 }
 

@@ -42,6 +42,14 @@ type Request struct {
 	MaxRate    int  // 0 = engine default (14400)
 	// AudioFallback lets a T.38 sender fall back to G.711 audio (SendFAX f).
 	AudioFallback bool
+
+	// Calls (Kind "call"): To is the number this attempt calls.
+	Kind         string // "" or "fax" for a fax; "call"
+	CallKind     string // click2call|message
+	Agent        string // click2call: rings first
+	Sound        string // message: absolute path of the 8 kHz WAV, without extension
+	Repeat       int
+	ConfirmDigit string
 }
 
 // State of an attempt as the line sees it.
@@ -81,6 +89,10 @@ type Result struct {
 	Channel         string
 	AnsweredAt      time.Time
 	EndedAt         time.Time
+	// Calls.
+	Digit       string // the key pressed (message with confirm_digit)
+	Acked       bool
+	TalkSeconds int
 }
 
 // OK reports whether the attempt delivered every page.

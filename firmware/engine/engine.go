@@ -530,6 +530,15 @@ func (e *Engine) startAttemptLocked(en *entry, as scheduler.Assignment) {
 		MaxRate:       j.Fallback.MaxRate,
 		AudioFallback: j.Options.T38 != "on",
 	}
+	if j.Kind == job.KindCall && j.Call != nil {
+		req.Kind, req.CallKind = job.KindCall, j.Call.Kind
+		req.To = j.CallNumber(a.N)
+		req.Agent, req.Repeat, req.ConfirmDigit = j.Call.Agent, j.Call.Repeat, j.Call.ConfirmDigit
+		if j.Call.Say != "" {
+			req.Sound = filepath.Join(e.cfg.Store.DocDir(j.ID), "message")
+		}
+		j.Attempts[len(j.Attempts)-1].Number = req.To
+	}
 	d := e.cfg.Diallers[as.Group]
 	e.wg.Add(1)
 	go e.dial(en, d, req, done)
@@ -557,28 +566,11 @@ func (e *Engine) dial(en *entry, d dialler.Dialler, req dialler.Request, durable
 	}
 	dir := e.cfg.Store.DocDir(req.JobID)
 	src := filepath.Join(dir, FaxFile)
-	path := src
-	if req.FirstPage > 1 {
-		path = filepath.Join(dir, "attempt-"+req.AttemptID+".tif")
-		if _, err := e.cfg.Docs.Extract(src, path, req.FirstPage); err != nil {
-			fail(failure.DocumentUnreadable, "extract pages: "+err.Error())
+	if req.Kind != job.KindCall {
+		if !e.prepareTIFF(&req, src, src, dir, fail) {
 			return
 		}
 	}
-	pages, err := e.cfg.Docs.Validate(path)
-	if err != nil || pages != req.TotalPages-req.FirstPage+1 {
-		if err == nil {
-			err = fmt.Errorf("TIFF has %d pages, want %d", pages, req.TotalPages-req.FirstPage+1)
-		}
-		code := failure.DocumentUnreadable
-		if errors.Is(err, os.ErrNotExist) {
-			code = failure.DocumentMissing
-		}
-		fail(code, "check before dialling: "+err.Error())
-		return
-	}
-	req.TIFF, req.Pages = path, pages
-
 	e.mu.Lock()
 	if en.cancel || e.closed {
 		cancelled := en.cancel
@@ -588,7 +580,7 @@ func (e *Engine) dial(en *entry, d dialler.Dialler, req dialler.Request, durable
 		}
 		return
 	}
-	en.attemptTIF = path
+	en.attemptTIF = req.TIFF
 	en.dialIssued = true
 	e.mu.Unlock()
 
@@ -896,3 +888,32 @@ func newID(prefix string) string {
 
 // NewJobID returns a new job id (time-ordered, so listing by id is by age).
 func NewJobID() string { return newID("fx") }
+
+// NewCallID returns a new call job id.
+func NewCallID() string { return newID("cl") }
+
+// prepareTIFF cuts the pages an attempt still has to send and validates the
+// file right before dialling; on failure it reports the attempt's result.
+func (e *Engine) prepareTIFF(req *dialler.Request, src, path, dir string, fail func(failure.Code, string)) bool {
+	if req.FirstPage > 1 {
+		path = filepath.Join(dir, "attempt-"+req.AttemptID+".tif")
+		if _, err := e.cfg.Docs.Extract(src, path, req.FirstPage); err != nil {
+			fail(failure.DocumentUnreadable, "extract pages: "+err.Error())
+			return false
+		}
+	}
+	pages, err := e.cfg.Docs.Validate(path)
+	if err != nil || pages != req.TotalPages-req.FirstPage+1 {
+		if err == nil {
+			err = fmt.Errorf("TIFF has %d pages, want %d", pages, req.TotalPages-req.FirstPage+1)
+		}
+		code := failure.DocumentUnreadable
+		if errors.Is(err, os.ErrNotExist) {
+			code = failure.DocumentMissing
+		}
+		fail(code, "check before dialling: "+err.Error())
+		return false
+	}
+	req.TIFF, req.Pages = path, pages
+	return true
+}

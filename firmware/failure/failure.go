@@ -37,6 +37,14 @@ const (
 	FaxEngine         Code = "fax.engine"
 )
 
+// Call outcomes.
+const (
+	CallAgentNoAnswer    Code = "call.agent_no_answer"
+	CallCustomerBusy     Code = "call.customer_busy"
+	CallCustomerNoAnswer Code = "call.customer_no_answer"
+	CallNotAcknowledged  Code = "call.not_acknowledged"
+)
+
 // Document and job outcomes.
 const (
 	DocumentUnreadable   Code = "document.unreadable"
@@ -79,6 +87,11 @@ var table = map[Code]Info{
 	FaxTimeout:        {Retryable: true, Message: "the fax session timed out"},
 	FaxProtocol:       {Retryable: true, Message: "fax protocol error"},
 	FaxEngine:         {Retryable: true, Message: "the fax engine failed"},
+
+	CallAgentNoAnswer:    {Retryable: true, Message: "the agent did not answer; the customer was not called"},
+	CallCustomerBusy:     {Retryable: true, Message: "the customer's line was busy"},
+	CallCustomerNoAnswer: {Retryable: true, Message: "the customer did not answer"},
+	CallNotAcknowledged:  {Retryable: true, Message: "the call was answered but not acknowledged"},
 
 	DocumentUnreadable:   {Retryable: false, Message: "the document could not be read"},
 	DocumentTooManyPages: {Retryable: false, Message: "the document has too many pages"},

@@ -45,8 +45,30 @@ func (s Status) Active() bool { return s == Dialing || s == Sending }
 
 // Kind of job.
 const (
-	KindFax = "fax"
+	KindFax  = "fax"
+	KindCall = "call"
 )
+
+// Call kinds.
+const (
+	CallClick2Call = "click2call"
+	CallMessage    = "message"
+)
+
+// CallSpec describes a call job (SPEC §3 "Calls").
+type CallSpec struct {
+	Kind string `json:"kind"` // click2call|message
+	// click2call: Agent rings first; once answered, To is dialled and
+	// bridged.
+	Agent string `json:"agent,omitempty"`
+	// message: Say is spoken (espeak-ng), Repeat times; ConfirmDigit, when
+	// set, is the key that acknowledges; FallbackTo are called in order
+	// when nobody answers or acknowledges.
+	Say          string   `json:"say,omitempty"`
+	Repeat       int      `json:"repeat,omitempty"`
+	ConfirmDigit string   `json:"confirm_digit,omitempty"`
+	FallbackTo   []string `json:"fallback_to,omitempty"`
+}
 
 // Duration is a time.Duration that reads and writes as a Go duration string
 // ("5m", "90s") in JSON; it also reads a number of seconds.
@@ -130,6 +152,10 @@ type Attempt struct {
 	Transport       string     `json:"transport,omitempty"` // t38|g711|test
 	RemoteStationID string     `json:"remote_station_id,omitempty"`
 	DurationMS      int64      `json:"duration_ms,omitempty"`
+	// Calls: the number this attempt called, the digit pressed, talk time.
+	Number      string `json:"number,omitempty"`
+	Digit       string `json:"digit,omitempty"`
+	TalkSeconds int    `json:"talk_seconds,omitempty"`
 	// Settings the attempt was made with (fallback ladder).
 	T38       bool `json:"t38_offered"`
 	MaxRate   int  `json:"max_rate,omitempty"`
@@ -172,6 +198,7 @@ type Job struct {
 	Attempts  []Attempt     `json:"attempts"`
 	Error     *Error        `json:"error,omitempty"`
 	Compat    *Compat       `json:"compat,omitempty"`
+	Call      *CallSpec     `json:"call,omitempty"`
 	Fallback  FallbackState `json:"fallback"`
 	Purged    bool          `json:"documents_purged,omitempty"`
 	Seq       uint64        `json:"-"` // arrival order, for scheduling ties
@@ -206,5 +233,23 @@ func (j *Job) Clone() *Job {
 		cp := *j.Compat
 		c.Compat = &cp
 	}
+	if j.Call != nil {
+		cs := *j.Call
+		cs.FallbackTo = append([]string(nil), j.Call.FallbackTo...)
+		c.Call = &cs
+	}
 	return &c
+}
+
+// CallNumber returns the number attempt n (1-based) of a call job dials:
+// To, then each FallbackTo in order, then To again.
+func (j *Job) CallNumber(n int) string {
+	if j.Call == nil || len(j.Call.FallbackTo) == 0 || n <= 1 {
+		return j.To
+	}
+	i := (n - 2) % (len(j.Call.FallbackTo) + 1)
+	if i == len(j.Call.FallbackTo) {
+		return j.To
+	}
+	return j.Call.FallbackTo[i]
 }

@@ -4,6 +4,7 @@
 package lifecycle
 
 import (
+	"strings"
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/config"
@@ -81,12 +82,21 @@ func Finish(j *job.Job, r dialler.Result, cancelled bool, p Policy, now time.Tim
 	j.UpdatedAt = now
 	j.NextAttemptAt = nil
 
+	if j.Kind == job.KindCall {
+		a.Digit, a.TalkSeconds = r.Digit, r.TalkSeconds
+	}
 	if r.OK() {
 		a.Result = "delivered"
 		j.PagesConfirmed = j.Pages
 		j.Status = job.Delivered
 		j.Error = nil
 		j.CompletedAt = &now
+		if j.Kind == job.KindCall {
+			if r.Acked {
+				return []string{"call.answered", "call.acknowledged"}
+			}
+			return []string{"call.answered", "call.completed"}
+		}
 		return []string{EventDelivered}
 	}
 	a.Result = "failed"
@@ -95,9 +105,12 @@ func Finish(j *job.Job, r dialler.Result, cancelled bool, p Policy, now time.Tim
 		j.Status = job.Cancelled
 		j.Error = job.NewError(failure.JobCancelled, "")
 		j.CompletedAt = &now
-		return []string{EventCancelled}
+		return []string{kindEvent(j, EventCancelled)}
 	}
-	events := []string{EventAttemptFailed}
+	events := []string{kindEvent(j, EventAttemptFailed)}
+	if r.Answered && j.Kind == job.KindCall {
+		events = []string{"call.answered", "call.attempt_failed"}
+	}
 	info := failure.Lookup(r.Code)
 	switch {
 	case !info.Retryable:
@@ -105,7 +118,11 @@ func Finish(j *job.Job, r dialler.Result, cancelled bool, p Policy, now time.Tim
 	case j.Dials-j.RetryBase >= j.MaxAttempts:
 		fail(j, a.Error, now)
 	default:
-		next := now.Add(p.Interval(j, r.Code))
+		wait := p.Interval(j, r.Code)
+		if j.Kind == job.KindCall && j.Call != nil && len(j.Call.FallbackTo) > 0 {
+			wait = 0 // nobody answered or acknowledged: the next number now
+		}
+		next := now.Add(wait)
 		if next.After(j.ExpireAt) {
 			e := job.NewError(failure.JobExpired, string(r.Code)+": "+r.Raw)
 			fail(j, e, now)
@@ -116,9 +133,17 @@ func Finish(j *job.Job, r dialler.Result, cancelled bool, p Policy, now time.Tim
 		j.NextAttemptAt = &next
 	}
 	if j.Status == job.Failed {
-		events = append(events, EventFailed)
+		events = append(events, kindEvent(j, EventFailed))
 	}
 	return events
+}
+
+// kindEvent turns a fax event name into the job kind's ("call.failed").
+func kindEvent(j *job.Job, ev string) string {
+	if j.Kind == job.KindCall {
+		return "call." + strings.TrimPrefix(ev, "fax.")
+	}
+	return ev
 }
 
 func fail(j *job.Job, e *job.Error, now time.Time) {
@@ -154,14 +179,14 @@ func Expire(j *job.Job, now time.Time) []string {
 	fail(j, job.NewError(failure.JobExpired, raw), now)
 	j.UpdatedAt = now
 	j.NextAttemptAt = nil
-	return []string{EventFailed}
+	return []string{kindEvent(j, EventFailed)}
 }
 
 // FailDocument ends a job whose document could not be converted.
 func FailDocument(j *job.Job, code failure.Code, raw string, now time.Time) []string {
 	fail(j, job.NewError(code, raw), now)
 	j.UpdatedAt = now
-	return []string{EventFailed}
+	return []string{kindEvent(j, EventFailed)}
 }
 
 // Cancel ends a job that is not in a call.
@@ -171,5 +196,5 @@ func Cancel(j *job.Job, now time.Time) []string {
 	j.CompletedAt = &now
 	j.UpdatedAt = now
 	j.NextAttemptAt = nil
-	return []string{EventCancelled}
+	return []string{kindEvent(j, EventCancelled)}
 }

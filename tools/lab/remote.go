@@ -20,6 +20,11 @@ import (
 //	105  receives page 1, then hangs up — only on the first call of a job
 //	     (the box's caller id name carries the job id); receives normally after
 //	106  slow receiver: ECM off, at most 9600 bit/s
+//	200  answers and stays 8 s (an agent or a customer)
+//	201  answers and sends DTMF 1 two seconds in (acknowledges)
+//	202  busy
+//	203  rings, never answers
+//	204  answers and hangs up after 1 s without a digit
 //
 // Every call is counted in the remote's astdb (family faxlab-calls, key
 // <number>-<uniqueid>); received faxes are <number>-<uniqueid>.tif in rx/.
@@ -28,7 +33,7 @@ static = yes
 writeprotect = yes
 
 [from-box]
-exten => _1XX,1,Set(DB(faxlab-calls/${EXTEN}-${UNIQUEID})=${FILTER(a-z0-9_,${CALLERID(name)})})
+exten => _[12]XX,1,Set(DB(faxlab-calls/${EXTEN}-${UNIQUEID})=${FILTER(a-z0-9_,${CALLERID(name)})})
  same => n,Goto(n${EXTEN},1)
 
 exten => n100,1,Answer()
@@ -60,6 +65,25 @@ exten => n105,1,Set(JOBKEY=${FILTER(a-z0-9_,${CALLERID(name)})})
  same => n,ReceiveFAX({{RX}}/105-${UNIQUEID}.tif,f)
  same => n,Hangup()
 
+exten => n200,1,Answer()
+ same => n,Wait(8)
+ same => n,Hangup()
+
+exten => n201,1,Answer()
+ same => n,Wait(2)
+ same => n,SendDTMF(1)
+ same => n,Wait(15)
+ same => n,Hangup()
+
+exten => n202,1,Busy(5)
+
+exten => n203,1,Ringing()
+ same => n,Wait(600)
+
+exten => n204,1,Answer()
+ same => n,Wait(1)
+ same => n,Hangup()
+
 exten => n106,1,Answer()
  same => n,Set(FAXOPT(ecm)=no)
  same => n,Set(FAXOPT(maxrate)=9600)
@@ -81,7 +105,7 @@ func (l *Lab) writeRemote() error {
 	if err != nil {
 		return err
 	}
-	files["modules.conf"] = append(files["modules.conf"], []byte("load => func_db.so\nload => app_stack.so\n")...)
+	files["modules.conf"] = append(files["modules.conf"], []byte("load => func_db.so\nload => app_stack.so\nload => app_senddtmf.so\n")...)
 	files["manager.conf"] = []byte(fmt.Sprintf(`[general]
 enabled = yes
 port = %d

@@ -1,0 +1,281 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/faxbox/faxbox/firmware/engine"
+	"github.com/faxbox/faxbox/firmware/job"
+	"github.com/faxbox/faxbox/firmware/store"
+)
+
+var reExten = regexp.MustCompile(`^[0-9]{2,20}$`)
+
+// CallRequest is the JSON body of POST /v1/calls.
+type CallRequest struct {
+	Kind          string   `json:"kind"`
+	Agent         string   `json:"agent"`
+	To            string   `json:"to"`
+	Say           string   `json:"say"`
+	Play          string   `json:"play"`
+	Repeat        int      `json:"repeat"`
+	ConfirmDigit  string   `json:"confirm_digit"`
+	FallbackTo    []string `json:"fallback_to"`
+	ClientRef     string   `json:"client_ref"`
+	CallbackURL   string   `json:"callback_url"`
+	MaxAttempts   int      `json:"max_attempts"`
+	RetryInterval string   `json:"retry_interval"`
+	SendAt        string   `json:"send_at"`
+	Priority      int      `json:"priority"`
+}
+
+// dialable checks a number a call may go to: digits, and not a denied
+// (international or premium-rate) prefix.
+func (s *Server) dialable(field, n string) *Error {
+	if !reNumber.MatchString(n) {
+		return errf(http.StatusBadRequest, "invalid_number", field, field+" must be 3 to 20 digits, optionally with a leading +")
+	}
+	for _, p := range s.Cfg.Calls.DenyPrefixes {
+		if p != "" && strings.HasPrefix(n, p) {
+			return errf(http.StatusUnprocessableEntity, "destination_not_allowed", field, field+" "+n+" is an international or premium-rate number ("+p+"…), which this box does not call")
+		}
+	}
+	return nil
+}
+
+// callJob validates a call request and builds its job.
+func (s *Server) callJob(req CallRequest, now time.Time) (*job.Job, *Error) {
+	bad := func(field, code, msg string) (*job.Job, *Error) {
+		return nil, errf(http.StatusBadRequest, code, field, msg)
+	}
+	for field, v := range map[string]string{"kind": req.Kind, "agent": req.Agent, "to": req.To, "say": req.Say, "play": req.Play,
+		"confirm_digit": req.ConfirmDigit, "client_ref": req.ClientRef, "callback_url": req.CallbackURL, "retry_interval": req.RetryInterval, "send_at": req.SendAt} {
+		if controlChar(v) || !utf8.ValidString(v) {
+			return bad(field, "invalid_field", field+" contains control characters (CR, LF, ...)")
+		}
+	}
+	d := s.Cfg.Defaults
+	j := &job.Job{ID: engine.NewCallID(), Kind: job.KindCall, To: req.To, Status: job.Queued, CreatedAt: now, UpdatedAt: now,
+		MaxAttempts: d.MaxAttempts, RetryInterval: d.RetryInterval, ExpireAt: now.Add(d.Expire.D()),
+		Call: &job.CallSpec{Kind: req.Kind}}
+	if e := s.dialable("to", req.To); e != nil {
+		return nil, e
+	}
+	switch req.Kind {
+	case job.CallClick2Call:
+		if !reExten.MatchString(req.Agent) {
+			return bad("agent", "invalid_number", "agent must be an extension or number of 2 to 20 digits")
+		}
+		if e := s.dialable("agent", req.Agent); e != nil && len(req.Agent) > 4 {
+			return nil, e
+		}
+		j.Call.Agent = req.Agent
+	case job.CallMessage:
+		if req.Play != "" {
+			return nil, errf(http.StatusUnprocessableEntity, "not_supported", "play", "recordings are not supported yet: use say")
+		}
+		if strings.TrimSpace(req.Say) == "" || utf8.RuneCountInString(req.Say) > 500 {
+			return bad("say", "invalid_field", "say is required: 1 to 500 characters of text to speak")
+		}
+		j.Call.Say = req.Say
+		j.Call.Repeat = max(req.Repeat, 1)
+		if j.Call.Repeat > s.Cfg.Calls.MaxRepeat {
+			return bad("repeat", "invalid_field", fmt.Sprintf("repeat must be 1 to %d", s.Cfg.Calls.MaxRepeat))
+		}
+		if req.ConfirmDigit != "" && !regexp.MustCompile(`^[0-9*#]$`).MatchString(req.ConfirmDigit) {
+			return bad("confirm_digit", "invalid_field", "confirm_digit is one key: 0-9, * or #")
+		}
+		j.Call.ConfirmDigit = req.ConfirmDigit
+		if len(req.FallbackTo) > 5 {
+			return bad("fallback_to", "invalid_field", "at most 5 fallback numbers")
+		}
+		for i, n := range req.FallbackTo {
+			if e := s.dialable(fmt.Sprintf("fallback_to[%d]", i), n); e != nil {
+				return nil, e
+			}
+		}
+		j.Call.FallbackTo = req.FallbackTo
+		if len(req.FallbackTo) > 0 && req.MaxAttempts == 0 {
+			j.MaxAttempts = 1 + len(req.FallbackTo)
+		}
+	default:
+		return bad("kind", "invalid_field", "kind must be click2call or message")
+	}
+	if req.ClientRef != "" {
+		if !reRef.MatchString(req.ClientRef) {
+			return bad("client_ref", "invalid_field", "client_ref must be 1 to 128 printable ASCII characters without spaces")
+		}
+		j.ClientRef = req.ClientRef
+	}
+	if req.CallbackURL != "" {
+		if e := s.checkURL(req.CallbackURL); e != nil {
+			return nil, e
+		}
+		j.CallbackURL = req.CallbackURL
+	}
+	if req.MaxAttempts != 0 {
+		if req.MaxAttempts < 1 || req.MaxAttempts > s.Cfg.Limits.MaxAttempts {
+			return bad("max_attempts", "invalid_field", fmt.Sprintf("max_attempts must be 1 to %d", s.Cfg.Limits.MaxAttempts))
+		}
+		j.MaxAttempts = req.MaxAttempts
+	}
+	if req.RetryInterval != "" {
+		dur, err := parseDuration(req.RetryInterval)
+		if err != nil || dur < time.Second || dur > 24*time.Hour {
+			return bad("retry_interval", "invalid_field", "retry_interval must be a duration from 1s to 24h")
+		}
+		j.RetryInterval = job.Duration(dur)
+	}
+	if req.Priority < 0 || req.Priority > 9 {
+		return bad("priority", "invalid_field", "priority must be 0 to 9")
+	}
+	j.Priority = req.Priority
+	if req.SendAt != "" {
+		t, err := time.Parse(time.RFC3339, req.SendAt)
+		if err != nil {
+			return bad("send_at", "invalid_field", "send_at must be an RFC 3339 time")
+		}
+		j.SendAt = &t
+		if t.After(now) {
+			j.ExpireAt = t.Add(d.Expire.D())
+		}
+	}
+	if _, err := s.Engine.Route(j.To, ""); err != nil {
+		return nil, errf(http.StatusUnprocessableEntity, "no_line_for_number", "to", "no line can dial this number: "+err.Error())
+	}
+	return j, nil
+}
+
+func (s *Server) createCall(w http.ResponseWriter, r *http.Request) {
+	if e := s.diskCheck(); e != nil {
+		writeErr(w, e)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10+1))
+	if err != nil || len(body) > 64<<10 {
+		writeErr(w, errf(http.StatusRequestEntityTooLarge, "too_large", "", "the request body is limited to 64 KB"))
+		return
+	}
+	var req CallRequest
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeErr(w, errf(http.StatusBadRequest, "invalid_request", "", "the body must be a JSON call request: "+err.Error()))
+		return
+	}
+	j, e := s.callJob(req, s.Now())
+	if e != nil {
+		writeErr(w, e)
+		return
+	}
+	s.submitCall(w, j, string(body))
+}
+
+// submitCall stores a call job (idempotent by client_ref) and answers.
+func (s *Server) submitCall(w http.ResponseWriter, j *job.Job, content string) {
+	rec := &store.Record{Job: j, Hash: contentHash(map[string]string{"call": content}, nil)}
+	got, err := s.Store.Create(rec)
+	if errors.Is(err, store.ErrRefExists) {
+		if got.Hash != rec.Hash {
+			writeErr(w, errf(http.StatusConflict, "client_ref_conflict", "client_ref", "client_ref "+strconv.Quote(j.ClientRef)+" was used for a call with other content ("+got.Job.ID+")"))
+			return
+		}
+		cur, gerr := s.Engine.Get(got.Job.ID)
+		if gerr != nil {
+			cur = got.Job
+		}
+		w.Header().Set("Location", "/v1/calls/"+cur.ID)
+		writeJSON(w, http.StatusOK, cur)
+		return
+	}
+	if err != nil {
+		writeErr(w, storeErr(err))
+		return
+	}
+	s.Engine.Submit(got)
+	w.Header().Set("Location", "/v1/calls/"+j.ID)
+	writeJSON(w, http.StatusAccepted, got.Job.Clone())
+}
+
+func (s *Server) call(w http.ResponseWriter, r *http.Request) (*job.Job, bool) {
+	id := r.PathValue("id")
+	j, err := s.Engine.Get(id)
+	if err == nil && j.Kind != job.KindCall {
+		err = engine.ErrNotFound
+	}
+	if err != nil {
+		writeErr(w, errf(http.StatusNotFound, "not_found", "id", "no call job "+strconv.Quote(id)))
+		return nil, false
+	}
+	return j, true
+}
+
+func (s *Server) getCall(w http.ResponseWriter, r *http.Request) {
+	if j, ok := s.call(w, r); ok {
+		writeJSON(w, http.StatusOK, j)
+	}
+}
+
+func (s *Server) cancelCall(w http.ResponseWriter, r *http.Request) {
+	j, ok := s.call(w, r)
+	if !ok {
+		return
+	}
+	j, err := s.Engine.Cancel(j.ID)
+	switch {
+	case errors.Is(err, engine.ErrFinished):
+		writeErr(w, errf(http.StatusConflict, "already_finished", "id", "the call already ended ("+string(j.Status)+")"))
+	case err != nil:
+		writeErr(w, errf(http.StatusInternalServerError, "storage_error", "", err.Error()))
+	case j.Status.Terminal():
+		writeJSON(w, http.StatusOK, j)
+	default:
+		writeJSON(w, http.StatusAccepted, j)
+	}
+}
+
+func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) {
+	s.list(w, r, job.KindCall)
+}
+
+// callbackCompat is the classic click-to-call URL: GET
+// /callback?num=…&cid=…&c=…&p=… rings cid (the agent) first, then num. c and
+// p are accepted only as configured (compat.callback_contexts, priority 1).
+func (s *Server) callbackCompat(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if c := q.Get("c"); c != "" {
+		ok := false
+		for _, allowed := range s.Cfg.Compat.CallbackContexts {
+			ok = ok || c == allowed
+		}
+		if !ok {
+			writeErr(w, errf(http.StatusForbidden, "context_not_allowed", "c", "context "+strconv.Quote(c)+" is not in compat.callback_contexts"))
+			return
+		}
+	}
+	if p := q.Get("p"); p != "" && p != "1" {
+		writeErr(w, errf(http.StatusBadRequest, "invalid_field", "p", "p (priority) must be 1"))
+		return
+	}
+	req := CallRequest{Kind: job.CallClick2Call, Agent: q.Get("cid"), To: q.Get("num")}
+	j, e := s.callJob(req, s.Now())
+	if e != nil {
+		if e.Field == "to" {
+			e.Field = "num"
+		}
+		if e.Field == "agent" {
+			e.Field = "cid"
+		}
+		writeErr(w, e)
+		return
+	}
+	s.submitCall(w, j, r.URL.RawQuery)
+}
