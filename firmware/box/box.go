@@ -102,7 +102,16 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Box, error) {
 			st.Close()
 			return nil, fmt.Errorf("box: no dialler for line group %s (transport %q)", g.Name, g.Transport)
 		}
-		groups = append(groups, &scheduler.Group{Name: g.Name, Channels: g.Channels, Prefixes: g.Prefixes})
+		var ws []scheduler.Window
+		for _, w := range g.Windows {
+			pw, err := scheduler.ParseWindow(w)
+			if err != nil {
+				st.Close()
+				return nil, err
+			}
+			ws = append(ws, pw)
+		}
+		groups = append(groups, &scheduler.Group{Name: g.Name, Channels: g.Channels, Prefixes: g.Prefixes, Windows: ws})
 		diallers[g.Name] = d
 	}
 	workers := cfg.Convert.Workers

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/job"
+	"github.com/faxbox/faxbox/firmware/scheduler"
 )
 
 // Duration is a JSON duration ("5m").
@@ -111,6 +112,9 @@ type LineGroup struct {
 	// RingTimeout: how long a call may ring before it counts as no answer
 	// (default 45s).
 	RingTimeout Duration `json:"ring_timeout"`
+	// Windows: daily calling windows ("08:00-20:00", local time); jobs of
+	// priority below 9 wait outside them. Empty: any time.
+	Windows []string `json:"windows"`
 }
 
 // Asterisk is how faxbox reaches its Asterisk. Nil: no Asterisk, only the
@@ -275,6 +279,11 @@ func (c *Config) Validate() error {
 		for _, p := range g.Prefixes {
 			if !digits.MatchString(strings.TrimPrefix(p, "+")) {
 				errs = append(errs, fmt.Errorf("line_groups[%d].prefixes: %q is not digits", i, p))
+			}
+		}
+		for _, w := range g.Windows {
+			if _, err := scheduler.ParseWindow(w); err != nil {
+				errs = append(errs, fmt.Errorf("line_groups[%d].windows: %w", i, err))
 			}
 		}
 		switch g.Transport {

@@ -419,6 +419,13 @@ func (e *Engine) readyLocked(en *entry, now time.Time) {
 		e.endLocked(en, evs...)
 		return
 	}
+	if open, next := scheduler.Open(e.sched.Windows(group), now); !open && j.Priority < 9 {
+		// Outside the line group's calling window: wait for it to open.
+		stopTimer(&en.wake)
+		id := j.ID
+		en.wake = e.cfg.Clock.AfterFunc(next.Sub(now), func() { e.wakeUp(id) })
+		return
+	}
 	sendAt := j.CreatedAt
 	if j.SendAt != nil {
 		sendAt = *j.SendAt

@@ -268,3 +268,67 @@ func TestRestartRecoversInterruptedAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCallingWindow: with an injected clock, a job outside its line group's
+// calling window waits and goes when the window opens; an urgent one
+// (priority 9) goes at once.
+func TestCallingWindow(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	loc := time.UTC
+	clk := clock.NewFake(time.Date(2026, 11, 23, 7, 30, 0, 0, loc))
+	w, _ := scheduler.ParseWindow("08:00-20:00")
+	rec := &recorder{dials: map[string]int{}, evs: map[string][]string{}, max: map[string]int{}, cur: map[string]int{}}
+	var e *Engine
+	sink := &sinkFn{e: &e, rec: rec}
+	rec.inner = testline.New("9999000", time.Second, clk, sink)
+	e, err = New(Config{Store: st, Docs: fakeDocs{pages: 1}, Clock: clk, Workers: 1,
+		Groups:   []*scheduler.Group{{Name: "test", Channels: 2, Prefixes: []string{"9999000"}, Test: true, Windows: []scheduler.Window{w}}},
+		Diallers: map[string]dialler.Dialler{"test": rec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Start(context.Background())
+	defer e.Close()
+	submit := func(id string, prio int) {
+		now := clk.Now()
+		j := &job.Job{ID: id, Kind: job.KindFax, To: "9999000" + id[len(id)-1:], Status: job.Queued, CreatedAt: now, UpdatedAt: now,
+			MaxAttempts: 1, RetryInterval: job.Duration(time.Minute), ExpireAt: now.Add(24 * time.Hour), Priority: prio}
+		os.MkdirAll(st.DocDir(id), 0o750)
+		r, _ := st.Create(&store.Record{Job: j})
+		e.Submit(r)
+	}
+	status := func(id string) job.Status { j, _ := e.Get(id); return j.Status }
+	waitFor := func(id string, want job.Status) {
+		t.Helper()
+		for i := 0; i < 500 && status(id) != want; i++ {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if s := status(id); s != want {
+			t.Fatalf("%s: %s, want %s", id, s, want)
+		}
+	}
+	submit("normal1", 5)
+	submit("urgent1", 9)
+	waitFor("normal1", job.Ready)
+	waitFor("urgent1", job.Dialing)
+	time.Sleep(50 * time.Millisecond)
+	if s := status("normal1"); s != job.Ready {
+		t.Fatalf("dialled outside the window: %s", s)
+	}
+	clk.Advance(29 * time.Minute) // 07:59
+	time.Sleep(50 * time.Millisecond)
+	if s := status("normal1"); s != job.Ready {
+		t.Fatalf("dialled at 07:59: %s", s)
+	}
+	clk.Advance(time.Minute) // 08:00: the window opens
+	waitFor("normal1", job.Dialing)
+	j, _ := e.Get("normal1")
+	if got := j.Attempts[0].StartedAt; !got.Equal(time.Date(2026, 11, 23, 8, 0, 0, 0, loc)) {
+		t.Fatalf("dialled at %s", got)
+	}
+}

@@ -27,6 +27,9 @@ type Group struct {
 	// Test marks the simulated test line: it takes only numbers with its
 	// prefix, and those numbers go nowhere else.
 	Test bool
+	// Windows: calls other than urgent ones (priority 9) start only inside
+	// one of these daily windows; none means any time.
+	Windows []Window
 
 	lines []line
 	ready queue
