@@ -90,6 +90,8 @@ type view struct {
 	PeerPort int
 	Modules  []string
 	Dirs     map[string]string
+	// CallbackNumber is the inbound callback extension ("" = off).
+	CallbackNumber string
 }
 
 // Render produces the configuration files for cfg.Asterisk.
@@ -147,7 +149,10 @@ func Render(cfg config.Config) (Files, error) {
 			errs = append(errs, fmt.Errorf("asterisk.%s %d is not a port", name, port))
 		}
 	}
-	v := view{A: a, Modules: Modules}
+	v := view{A: a, Modules: Modules, CallbackNumber: cfg.Calls.Callback.Number}
+	if n := v.CallbackNumber; n != "" && (len(n) > 20 || strings.Trim(n, "0123456789") != "") {
+		errs = append(errs, fmt.Errorf("calls.callback.number %q: digits", n))
+	}
 	if a.Trunk != nil {
 		t := *a.Trunk
 		def(&t.Name, "trunk")

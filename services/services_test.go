@@ -16,6 +16,7 @@ func sample() config.Config {
 	c := config.Default()
 	c.Asterisk = &config.Asterisk{AMISecret: "s3cretpass", SIPPort: 5060, AMIPort: 5038, BindAddr: "0.0.0.0",
 		Trunk: &config.Trunk{Name: "carrier", Host: "192.0.2.10:5060", Username: "box1", Password: "pw123456", T38: true, Qualify: 30}}
+	c.Calls.Callback.Number = "5000"
 	return c
 }
 

@@ -51,6 +51,12 @@ type Config struct {
 	// RingTimeout: how long a call may ring (default 45 s).
 	RingTimeout time.Duration
 	Log         *slog.Logger
+	// Inbound callback: OnInbound is told of a call to the callback number
+	// (caller id digits); PIN and AllowDest check what the caller keys in
+	// when called back.
+	OnInbound func(callerID string)
+	PIN       string
+	AllowDest func(digits string) bool
 }
 
 // Dialler is the Asterisk dialler of one line group.
@@ -79,6 +85,10 @@ type call struct {
 	result     ami.Message
 	done       bool
 	timer      *time.Timer
+	// inbound callback
+	pinTries    int
+	pinRejected bool
+	destRefused bool
 }
 
 // New returns a dialler using client c. Run must be started to consume
@@ -169,6 +179,8 @@ func (d *Dialler) callVars(r dialler.Request) (string, string, [][2]string, erro
 		vs = append(vs, [2]string{"FAXBOX_DIAL", to}, [2]string{"FAXBOX_RING", strconv.Itoa(int(d.cfg.RingTimeout.Seconds()))},
 			[2]string{"FAXBOX_TIMEOUT", "3600"})
 		return fmt.Sprintf(d.cfg.Dial, strings.TrimPrefix(r.Agent, "+")), "c2c", vs, nil
+	case "callback":
+		return to, "cb", vs, nil
 	case "message":
 		if !rePath.MatchString(r.Sound) || strings.Contains(r.Sound, "..") {
 			return "", "", nil, fmt.Errorf("%w: sound %q", ErrInvalid, r.Sound)
@@ -359,6 +371,12 @@ func (d *Dialler) Handle(m ami.Message) {
 	if ev == "DialEnd" || ev == "DialBegin" {
 		uid = m.Get("DestUniqueid")
 	}
+	if ev == "UserEvent" && m.Get("UserEvent") == "FaxboxInbound" {
+		if d.cfg.OnInbound != nil {
+			go d.cfg.OnInbound(m.Get("CallerID"))
+		}
+		return
+	}
 	d.mu.Lock()
 	c := d.uids[uid]
 	if c == nil && d.cfg.Transport == "callfile" && ev != "" {
@@ -428,8 +446,13 @@ func (d *Dialler) Handle(m ami.Message) {
 			}
 		}
 	case "UserEvent":
-		if ue := m.Get("UserEvent"); ue == "FaxboxResult" || ue == "FaxboxCall" {
+		switch ue := m.Get("UserEvent"); ue {
+		case "FaxboxResult", "FaxboxCall":
 			c.result = m
+		case "FaxboxPIN":
+			d.checkPIN(c, m.Get("PIN"))
+		case "FaxboxDest":
+			d.checkDest(c, m.Get("Dest"))
 		}
 	case "Hangup":
 		c.cause, _ = strconv.Atoi(m.Get("Cause"))
@@ -575,6 +598,21 @@ func callResult(c *call, o spandsp.Outcome) dialler.Result {
 		default:
 			r.Code = failure.LineDropped
 		}
+	case "callback":
+		switch {
+		case c.pinRejected:
+			r.Code, r.Raw = failure.CallPINRejected, "wrong PIN three times"
+		case c.destRefused:
+			r.Code = failure.CallDestRefused
+		case c.result.Get("DialStatus") == "ANSWER":
+			r.TalkSeconds, _ = strconv.Atoi(c.result.Get("AnsweredTime"))
+		case c.result.Get("DialStatus") == "BUSY":
+			r.Code = failure.CallCustomerBusy
+		case c.result.Get("DialStatus") == "":
+			r.Code, r.Raw = failure.LineDropped, "the caller hung up before a destination was dialled"
+		default:
+			r.Code = failure.CallCustomerNoAnswer
+		}
 	case "message":
 		r.Digit = c.result.Get("Digit")
 		if c.req.ConfirmDigit != "" {
@@ -587,4 +625,50 @@ func callResult(c *call, o spandsp.Outcome) dialler.Result {
 		}
 	}
 	return r
+}
+
+// checkPIN runs under d.mu: a right PIN moves the call on to the
+// destination prompt; the third wrong one hangs up. AMI actions run in their
+// own goroutine (the event reader may be waiting on this one).
+func (d *Dialler) checkPIN(c *call, pin string) {
+	target := c.channel
+	if d.cfg.PIN != "" && pin == d.cfg.PIN {
+		go d.redirect(target, "cbdest", nil)
+		return
+	}
+	c.pinTries++
+	if c.pinTries >= 3 {
+		c.pinRejected = true
+		go d.redirect(target, "cbbye", nil)
+		return
+	}
+	go d.redirect(target, "cbpin", nil)
+}
+
+// checkDest runs under d.mu: an allowed destination is dialled and bridged;
+// any other is refused.
+func (d *Dialler) checkDest(c *call, dest string) {
+	target := c.channel
+	if !reDigits.MatchString(dest) || d.cfg.AllowDest == nil || !d.cfg.AllowDest(dest) {
+		c.destRefused = true
+		go d.redirect(target, "cbbye", nil)
+		return
+	}
+	ch := fmt.Sprintf(d.cfg.Dial, dest)
+	go d.redirect(target, "cbdial", &ami.Header{Key: "FAXBOX_DIAL", Value: ch})
+}
+
+func (d *Dialler) redirect(channel, exten string, set *ami.Header) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if set != nil {
+		if _, err := d.c.Action(ctx, "Setvar", ami.Header{Key: "Channel", Value: channel}, ami.Header{Key: "Variable", Value: set.Key}, ami.Header{Key: "Value", Value: set.Value}); err != nil {
+			d.cfg.Log.Warn("asterisk: setvar", "channel", channel, "err", err)
+			return
+		}
+	}
+	if _, err := d.c.Action(ctx, "Redirect", ami.Header{Key: "Channel", Value: channel}, ami.Header{Key: "Context", Value: "faxbox-call"},
+		ami.Header{Key: "Exten", Value: exten}, ami.Header{Key: "Priority", Value: "1"}); err != nil {
+		d.cfg.Log.Warn("asterisk: redirect", "channel", channel, "exten", exten, "err", err)
+	}
 }

@@ -164,6 +164,7 @@ func TestRealCalls(t *testing.T) {
 			}
 		})
 	})
+	t.Run("inbound callback", func(t *testing.T) { testInboundCallback(t, e) })
 	t.Run("hostile input through every entry point", func(t *testing.T) {
 		before := map[string]int{}
 		for _, n := range []string{"200", "201", "204"} {
@@ -201,6 +202,71 @@ func TestRealCalls(t *testing.T) {
 			if after, _ := e.l.Calls(n); after != b {
 				t.Errorf("%s was called %d times by refused requests", n, after-b)
 			}
+		}
+	})
+}
+
+// callbackJob waits for the callback job to caller and its end.
+func (e *env) callbackJob(t *testing.T, caller string, want job.Status) *job.Job {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		var list struct{ Items []job.Job }
+		e.c.Do(t, "GET", "/v1/calls?limit=50", nil, "", &list)
+		for _, j := range list.Items {
+			if j.To == caller && j.Call != nil && j.Call.Kind == "callback" && j.Status.Terminal() {
+				if j.Status != want {
+					b, _ := json.Marshal(j)
+					t.Fatalf("callback to %s: %s", caller, b)
+				}
+				return &j
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("no finished callback job to %s", caller)
+	return nil
+}
+
+func testInboundCallback(t *testing.T, e *env) {
+	ctx := context.Background()
+	before200, _ := e.l.Calls("200")
+	t.Run("allowed caller: PIN, destination 200, bridged", func(t *testing.T) {
+		if err := e.l.CallBox(ctx, "5000", "300"); err != nil {
+			t.Fatal(err)
+		}
+		j := e.callbackJob(t, "300", job.Delivered)
+		if a := j.LastAttempt(); a.TalkSeconds < 2 {
+			t.Errorf("talk seconds %d", a.TalkSeconds)
+		}
+		if after, _ := e.l.Calls("200"); after != before200+1 {
+			t.Errorf("200 called %d times", after-before200)
+		}
+	})
+	t.Run("wrong PIN three times: hung up, nothing dialled", func(t *testing.T) {
+		b200, _ := e.l.Calls("200")
+		e.l.CallBox(ctx, "5000", "301")
+		j := e.callbackJob(t, "301", job.Failed)
+		if j.Error.Code != "call.pin_rejected" {
+			t.Errorf("error %+v", j.Error)
+		}
+		if after, _ := e.l.Calls("200"); after != b200 {
+			t.Error("something was dialled")
+		}
+	})
+	t.Run("premium destination refused", func(t *testing.T) {
+		e.l.CallBox(ctx, "5000", "302")
+		j := e.callbackJob(t, "302", job.Failed)
+		if j.Error.Code != "call.destination_refused" {
+			t.Errorf("error %+v", j.Error)
+		}
+	})
+	t.Run("unknown caller id: no callback", func(t *testing.T) {
+		b, _ := e.l.Calls("399")
+		e.l.CallBox(ctx, "5000", "399")
+		time.Sleep(8 * time.Second)
+		if after, _ := e.l.Calls("399"); after != b {
+			t.Error("an unknown caller was called back")
 		}
 	})
 }

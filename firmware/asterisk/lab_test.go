@@ -47,7 +47,11 @@ func startEnv(t *testing.T, name string, base int) *env {
 	data := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	l, err := lab.Up(ctx, lab.Options{Name: name, BasePort: base, Share: []string{data}, Channels: 6, Log: testWriter{t}})
+	tune := func(c *config.Config) {
+		c.Calls.Callback = config.Callback{Number: "5000", AllowCallers: []string{"300", "301", "302"}, PIN: "1234",
+			Delay: job.Duration(time.Second), PerHour: 3, AllowPrefixes: []string{"1", "2"}}
+	}
+	l, err := lab.Up(ctx, lab.Options{Name: name, BasePort: base, Share: []string{data}, Channels: 6, Log: testWriter{t}, Tune: tune})
 	if err != nil {
 		t.Fatalf("the Asterisk lab did not come up: %v", err)
 	}

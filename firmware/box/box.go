@@ -256,7 +256,13 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 		return fmt.Errorf("box: asterisk manager at %s: %w", a.AMIAddr, err)
 	}
 	for _, g := range need {
-		d, err := asterisk.New(asterisk.Config{Group: g.Name, Dial: g.Dial, Transport: g.Transport, SpoolDir: a.SpoolDir, RingTimeout: g.RingTimeout.D(), Log: o.Log}, client, sink)
+		ac := asterisk.Config{Group: g.Name, Dial: g.Dial, Transport: g.Transport, SpoolDir: a.SpoolDir, RingTimeout: g.RingTimeout.D(), Log: o.Log,
+			PIN: cfg.Calls.Callback.PIN, AllowDest: allowDest(cfg)}
+		if cfg.Calls.Callback.Number != "" && len(ds) == 0 {
+			in := &inbound{b: b, cfg: cfg.Calls.Callback, hit: map[string][]time.Time{}}
+			ac.OnInbound = in.handle
+		}
+		d, err := asterisk.New(ac, client, sink)
 		if err != nil {
 			client.Close()
 			return err

@@ -172,11 +172,27 @@ type Compat struct {
 
 // Calls configures the callback box.
 type Calls struct {
+	// Inbound callback: a caller rings Number and hangs up (the box rejects
+	// the call before answering); an allowed caller id is called back after
+	// Delay, asked for the PIN, then for a destination, which must start with
+	// one of AllowPrefixes (and no deny prefix), and is bridged.
+	Callback Callback `json:"callback"`
 	// DenyPrefixes: numbers starting with one of these are never called
 	// (international, premium rate), from any entry point.
 	DenyPrefixes []string `json:"deny_prefixes"`
 	// MaxRepeat bounds a message's repeat count.
 	MaxRepeat int `json:"max_repeat"`
+}
+
+// Callback is the inbound callback service.
+type Callback struct {
+	Number        string   `json:"number"` // "" = off
+	AllowCallers  []string `json:"allow_callers"`
+	PIN           string   `json:"pin"`
+	AllowPrefixes []string `json:"allow_prefixes"`
+	Delay         Duration `json:"delay"`
+	PerHour       int      `json:"per_hour"`
+	CallbackURL   string   `json:"callback_url"`
 }
 
 // Panel selects the front panel's board profile.
@@ -217,7 +233,8 @@ func Default() Config {
 		Retry:     Retry{},
 		Retention: Duration(7 * 24 * time.Hour),
 		Compat:    Compat{Enabled: true, AllowIPs: []string{"127.0.0.1/32", "::1/128"}, CallbackContexts: []string{"from-internal"}},
-		Calls:     Calls{DenyPrefixes: []string{"00", "+", "0900", "0190", "0137", "0180", "118"}, MaxRepeat: 5},
+		Calls: Calls{DenyPrefixes: []string{"00", "+", "0900", "0190", "0137", "0180", "118"}, MaxRepeat: 5,
+			Callback: Callback{Delay: Duration(5 * time.Second), PerHour: 3, AllowPrefixes: []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}}},
 	}
 }
 
@@ -294,6 +311,16 @@ func (c *Config) Validate() error {
 	}
 	if len(c.LineGroups) > 0 && c.Asterisk == nil {
 		errs = append(errs, errors.New("line_groups need an asterisk section"))
+	}
+	if cb := c.Calls.Callback; cb.Number != "" {
+		if !digits.MatchString(cb.Number) || len(cb.PIN) < 4 || len(cb.PIN) > 8 || !digits.MatchString(cb.PIN) {
+			errs = append(errs, errors.New("calls.callback: number must be digits and pin 4 to 8 digits"))
+		}
+		for _, a := range cb.AllowCallers {
+			if !digits.MatchString(a) || a == "" {
+				errs = append(errs, fmt.Errorf("calls.callback.allow_callers: %q is not digits", a))
+			}
+		}
 	}
 	if c.Asterisk != nil && !safePath.MatchString(c.DataDir) {
 		// Document paths reach Asterisk's dialplan: keep them plain.

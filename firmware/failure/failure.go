@@ -43,6 +43,8 @@ const (
 	CallCustomerBusy     Code = "call.customer_busy"
 	CallCustomerNoAnswer Code = "call.customer_no_answer"
 	CallNotAcknowledged  Code = "call.not_acknowledged"
+	CallPINRejected      Code = "call.pin_rejected"
+	CallDestRefused      Code = "call.destination_refused"
 )
 
 // Document and job outcomes.
@@ -92,6 +94,8 @@ var table = map[Code]Info{
 	CallCustomerBusy:     {Retryable: true, Message: "the customer's line was busy"},
 	CallCustomerNoAnswer: {Retryable: true, Message: "the customer did not answer"},
 	CallNotAcknowledged:  {Retryable: true, Message: "the call was answered but not acknowledged"},
+	CallPINRejected:      {Retryable: false, Message: "the caller entered a wrong PIN three times"},
+	CallDestRefused:      {Retryable: false, Message: "the destination is not allowed (premium, international or outside the allowed patterns)"},
 
 	DocumentUnreadable:   {Retryable: false, Message: "the document could not be read"},
 	DocumentTooManyPages: {Retryable: false, Message: "the document has too many pages"},

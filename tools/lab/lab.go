@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/faxbox/faxbox/firmware/ami"
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/firmware/tiff"
 	"github.com/faxbox/faxbox/services"
@@ -35,6 +36,9 @@ type Options struct {
 	Channels int
 	// Log receives progress; nil discards it.
 	Log io.Writer
+	// Tune adjusts the faxbox configuration the box's Asterisk is rendered
+	// from (and that FaxboxConfig returns), e.g. the callback number.
+	Tune func(*config.Config)
 }
 
 // Lab is a running pair of Asterisk instances.
@@ -161,6 +165,9 @@ func (l *Lab) Down() {
 func (l *Lab) FaxboxConfig(base config.Config) config.Config {
 	base.Asterisk = l.asteriskFor(l.Box, l.Remote)
 	base.LineGroups = []config.LineGroup{{Name: TrunkName, Channels: l.Opts.Channels, Transport: "ami", Dial: "PJSIP/%s@" + TrunkName}}
+	if l.Opts.Tune != nil {
+		l.Opts.Tune(&base)
+	}
 	return base
 }
 
@@ -241,4 +248,22 @@ func (l *Lab) watch105() {
 			done[f] = true
 		}
 	}
+}
+
+// CallBox makes the remote call number on the box with caller id callerID
+// (through the remote's manager interface).
+func (l *Lab) CallBox(ctx context.Context, number, callerID string) error {
+	c, err := ami.Dial(ctx, ami.Config{Addr: l.Remote.AMIAddr(), Username: RemoteAMIUser, Secret: RemoteAMISecret})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	go func() {
+		for range c.Events() {
+		}
+	}()
+	_, err = c.Action(ctx, "Originate", ami.Header{Key: "Channel", Value: "PJSIP/" + number + "@box"},
+		ami.Header{Key: "CallerID", Value: "<" + callerID + ">"}, ami.Header{Key: "Application", Value: "Wait"},
+		ami.Header{Key: "Data", Value: "5"}, ami.Header{Key: "Async", Value: "true"})
+	return err
 }

@@ -25,6 +25,13 @@ import (
 //	202  busy
 //	203  rings, never answers
 //	204  answers and hangs up after 1 s without a digit
+//	300  when called back: keys PIN 1234#, then destination 200#
+//	301  when called back: keys a wrong PIN three times
+//	302  when called back: keys PIN 1234#, then the premium number 0900123456#
+//	399  answers (a caller the box must not call back)
+//
+// CallBox makes the remote call the box (its callback number) from a chosen
+// caller id.
 //
 // Every call is counted in the remote's astdb (family faxlab-calls, key
 // <number>-<uniqueid>); received faxes are <number>-<uniqueid>.tif in rx/.
@@ -33,7 +40,7 @@ static = yes
 writeprotect = yes
 
 [from-box]
-exten => _[12]XX,1,Set(DB(faxlab-calls/${EXTEN}-${UNIQUEID})=${FILTER(a-z0-9_,${CALLERID(name)})})
+exten => _[123]XX,1,Set(DB(faxlab-calls/${EXTEN}-${UNIQUEID})=${FILTER(a-z0-9_,${CALLERID(name)})})
  same => n,Goto(n${EXTEN},1)
 
 exten => n100,1,Answer()
@@ -82,6 +89,37 @@ exten => n203,1,Ringing()
 
 exten => n204,1,Answer()
  same => n,Wait(1)
+ same => n,Hangup()
+
+; Called back by the box's inbound callback service:
+exten => n300,1,Answer()
+ same => n,Wait(2)
+ same => n,SendDTMF(1234#)
+ same => n,Wait(3)
+ same => n,SendDTMF(200#)
+ same => n,Wait(20)
+ same => n,Hangup()
+
+exten => n301,1,Answer()
+ same => n,Wait(2)
+ same => n,SendDTMF(9999#)
+ same => n,Wait(3)
+ same => n,SendDTMF(8888#)
+ same => n,Wait(3)
+ same => n,SendDTMF(7777#)
+ same => n,Wait(10)
+ same => n,Hangup()
+
+exten => n302,1,Answer()
+ same => n,Wait(2)
+ same => n,SendDTMF(1234#)
+ same => n,Wait(3)
+ same => n,SendDTMF(0900123456#)
+ same => n,Wait(10)
+ same => n,Hangup()
+
+exten => n399,1,Answer()
+ same => n,Wait(5)
  same => n,Hangup()
 
 exten => n106,1,Answer()
