@@ -2,7 +2,7 @@
 # Installs the Debian packages faxbox and its tests need. Idempotent; fails
 # loudly when a package cannot be installed.
 set -euo pipefail
-pkgs=(ghostscript libtiff-tools poppler-utils debootstrap chromium util-linux espeak-ng sox)
+pkgs=(ghostscript libtiff-tools poppler-utils debootstrap chromium util-linux espeak-ng sox libsox-fmt-mp3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

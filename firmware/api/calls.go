@@ -79,11 +79,13 @@ func (s *Server) callJob(req CallRequest, now time.Time) (*job.Job, *Error) {
 		}
 		j.Call.Agent = req.Agent
 	case job.CallMessage:
-		if req.Play != "" {
-			return nil, errf(http.StatusUnprocessableEntity, "not_supported", "play", "recordings are not supported yet: use say")
-		}
-		if strings.TrimSpace(req.Say) == "" || utf8.RuneCountInString(req.Say) > 500 {
-			return bad("say", "invalid_field", "say is required: 1 to 500 characters of text to speak")
+		switch {
+		case req.Play != "" && req.Say != "":
+			return bad("say", "invalid_field", "give play or say, not both")
+		case req.Play != "":
+			j.Call.Play = req.Play // set by the multipart reader only
+		case strings.TrimSpace(req.Say) == "" || utf8.RuneCountInString(req.Say) > 500:
+			return bad("say", "invalid_field", "say (1 to 500 characters of text to speak) or a play recording is required")
 		}
 		j.Call.Say = req.Say
 		j.Call.Repeat = max(req.Repeat, 1)
@@ -157,6 +159,10 @@ func (s *Server) callJob(req CallRequest, now time.Time) (*job.Job, *Error) {
 func (s *Server) createCall(w http.ResponseWriter, r *http.Request) {
 	if e := s.diskCheck(); e != nil {
 		writeErr(w, e)
+		return
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+		s.createCallMultipart(w, r)
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10+1))
@@ -278,4 +284,51 @@ func (s *Server) callbackCompat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.submitCall(w, j, r.URL.RawQuery)
+}
+
+// createCallMultipart takes a message call with an uploaded recording: form
+// fields as in the JSON body (fallback_to repeated) and the file part "play"
+// (WAV or MP3; converted to 8 kHz mono before the call).
+func (s *Server) createCallMultipart(w http.ResponseWriter, r *http.Request) {
+	sub, e := s.readMultipart(w, r, "play")
+	if e != nil {
+		writeErr(w, e)
+		return
+	}
+	fail := func(e *Error) {
+		s.Store.RemoveDocuments(sub.id)
+		writeErr(w, e)
+	}
+	f := sub.fields
+	req := CallRequest{Kind: f["kind"], Agent: f["agent"], To: f["to"], ConfirmDigit: f["confirm_digit"], ClientRef: f["client_ref"],
+		CallbackURL: f["callback_url"], RetryInterval: f["retry_interval"], SendAt: f["send_at"], Say: f["say"]}
+	for k, dst := range map[string]*int{"repeat": &req.Repeat, "max_attempts": &req.MaxAttempts, "priority": &req.Priority} {
+		if v := f[k]; v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				fail(errf(http.StatusBadRequest, "invalid_field", k, k+" must be a number"))
+				return
+			}
+			*dst = n
+		}
+	}
+	if v := f["fallback_to"]; v != "" {
+		req.FallbackTo = strings.Split(v, ",")
+	}
+	if len(sub.files) != 1 {
+		fail(errf(http.StatusBadRequest, "invalid_request", "play", "exactly one play recording"))
+		return
+	}
+	req.Play = sub.paths[0]
+	j, e := s.callJob(req, s.Now())
+	if e != nil {
+		fail(e)
+		return
+	}
+	j.ID = sub.id
+	if err := s.Store.SyncDocDir(j.ID); err != nil {
+		fail(storeErr(err))
+		return
+	}
+	s.submitCall(w, j, contentHash(f, sub.files))
 }

@@ -138,6 +138,13 @@ func (s *Server) storeFile(sub *submission, p *multipart.Part, limit int64) (job
 	br := bufio.NewReaderSize(p, 4096)
 	head, _ := br.Peek(512)
 	typ := sniff(head)
+	audio := p.FormName() == "play"
+	if audio {
+		typ = sniffAudio(head)
+		if typ == "" {
+			return job.File{}, errf(http.StatusUnsupportedMediaType, "unsupported_recording", "play", "the recording must be WAV or MP3 (read from the content)")
+		}
+	}
 	if typ == "" {
 		return job.File{}, errf(http.StatusUnsupportedMediaType, "unsupported_document", "file",
 			"file "+strconv.Quote(clean(p.FileName()))+" is not a PDF, TIFF, PNG, JPEG or plain text document (types are read from the content)")
@@ -160,6 +167,10 @@ func (s *Server) storeFile(sub *submission, p *multipart.Part, limit int64) (job
 	}
 	if size == 0 {
 		return job.File{}, errf(http.StatusBadRequest, "empty_document", "file", "file "+strconv.Quote(clean(p.FileName()))+" is empty")
+	}
+	if audio {
+		sub.paths = append(sub.paths, rel)
+		return job.File{Name: clean(p.FileName()), Type: typ, Size: size, SHA256: sum, Path: rel}, nil
 	}
 	if e := checkDocument(filepath.Join(s.Store.DocDir(sub.id), rel), typ); e != nil {
 		e.Message = "file " + strconv.Quote(clean(p.FileName())) + ": " + e.Message
@@ -191,6 +202,17 @@ func sniff(h []byte) string {
 		return ""
 	}
 	return string(t)
+}
+
+// sniffAudio types a recording: "wav", "mp3" or "".
+func sniffAudio(h []byte) string {
+	switch {
+	case len(h) >= 12 && bytes.Equal(h[:4], []byte("RIFF")) && bytes.Equal(h[8:12], []byte("WAVE")):
+		return "wav"
+	case bytes.HasPrefix(h, []byte("ID3")), len(h) >= 2 && h[0] == 0xff && h[1]&0xe0 == 0xe0:
+		return "mp3"
+	}
+	return ""
 }
 
 // checkDocument does the cheap checks that catch a broken file before the

@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -135,6 +138,33 @@ func TestRealCalls(t *testing.T) {
 			hs := rcv.Wait(t, 20*time.Second, "call.acknowledged", func(hs []testkit.Hook) bool { return len(hookEvents(hs, j.ID)) >= 2 })
 			if ev := strings.Join(hookEvents(hs, j.ID), ","); ev != "call.answered,call.acknowledged" {
 				t.Errorf("events %s", ev)
+			}
+		})
+		t.Run("message with an uploaded MP3 recording to 201", func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			wav, mp3 := filepath.Join(dir, "a.wav"), filepath.Join(dir, "a.mp3")
+			if out, err := exec.Command("espeak-ng", "-w", wav, "This is a recorded alert").CombinedOutput(); err != nil {
+				t.Fatalf("espeak-ng: %v %s", err, out)
+			}
+			if out, err := exec.Command("sox", wav, mp3).CombinedOutput(); err != nil {
+				t.Fatalf("sox mp3: %v %s", err, out)
+			}
+			rec, _ := os.ReadFile(mp3)
+			var j job.Job
+			r := e.c.Submit(t, "/v1/calls", &j, testkit.Field("kind", "message"), testkit.Field("to", "201"), testkit.Field("confirm_digit", "1"),
+				testkit.Field("max_attempts", "1"), testkit.File("play", "alert.mp3", rec))
+			if r.StatusCode != 202 {
+				t.Fatalf("POST multipart: %d", r.StatusCode)
+			}
+			got := e.waitCall(t, j.ID, job.Delivered, 2*time.Minute)
+			if got.LastAttempt().Digit != "1" || got.Call.Play == "" {
+				t.Fatalf("recording call: %+v", got.LastAttempt())
+			}
+			var er struct{ Error struct{ Code string } }
+			r = e.c.Submit(t, "/v1/calls", &er, testkit.Field("kind", "message"), testkit.Field("to", "201"), testkit.File("play", "x.mp3", []byte("not audio at all")))
+			if r.StatusCode != 415 || er.Error.Code != "unsupported_recording" {
+				t.Errorf("bad recording: %d %+v", r.StatusCode, er)
 			}
 		})
 		t.Run("message to 203 falls back to 204 then 201", func(t *testing.T) {

@@ -27,11 +27,18 @@ type documents struct {
 
 func (d documents) Convert(ctx context.Context, j *job.Job, inputs []string, out string) (int, failure.Code, error) {
 	if j.Kind == job.KindCall {
-		if j.Call == nil || j.Call.Say == "" {
-			return 0, "", nil
-		}
-		if err := speak(ctx, j.Call.Say, filepath.Join(filepath.Dir(out), "message.wav")); err != nil {
-			return 0, failure.DocumentUnreadable, err
+		dst := filepath.Join(filepath.Dir(out), "message.wav")
+		switch {
+		case j.Call == nil:
+		case j.Call.Play != "":
+			// An uploaded recording (WAV or MP3) becomes 8 kHz mono.
+			if err := resample(ctx, filepath.Join(filepath.Dir(out), j.Call.Play), dst); err != nil {
+				return 0, failure.DocumentUnreadable, err
+			}
+		case j.Call.Say != "":
+			if err := speak(ctx, j.Call.Say, dst); err != nil {
+				return 0, failure.DocumentUnreadable, err
+			}
 		}
 		return 0, "", nil
 	}
@@ -80,7 +87,15 @@ func speak(ctx context.Context, text, dst string) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("espeak-ng: %v: %.200s", err, out)
 	}
-	if out, err := exec.CommandContext(ctx, "sox", tmp, "-r", "8000", "-c", "1", "-b", "16", dst).CombinedOutput(); err != nil {
+	return resample(ctx, tmp, dst)
+}
+
+// resample converts a recording to what Asterisk plays: WAV, 8 kHz, mono,
+// 16 bit (sox; MP3 through libsox-fmt-mp3).
+func resample(ctx context.Context, src, dst string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "sox", src, "-r", "8000", "-c", "1", "-b", "16", dst).CombinedOutput(); err != nil {
 		return fmt.Errorf("sox: %v: %.200s", err, out)
 	}
 	return nil

@@ -11,6 +11,13 @@ import (
 	"github.com/faxbox/faxbox/firmware/store"
 )
 
+// Why AMI and not FastAGI: faxbox already holds one least-privilege AMI
+// connection with ordered writes and reconnects; the callback's dialplan only
+// Reads digits and publishes them (FILTERed) in UserEvents, and faxbox moves
+// the channel on with Redirect/Setvar. No second listening port, no AGI
+// process that could be reached by a crafted dialplan, and the decision (PIN,
+// destination patterns, deny list) stays in Go where it is tested.
+//
 // inbound is the inbound callback service: a caller rings the callback
 // number, the box rejects the call and, if the caller id is allowed and
 // under its rate limit, calls back (a call job of kind "callback", recorded

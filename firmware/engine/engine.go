@@ -541,7 +541,7 @@ func (e *Engine) startAttemptLocked(en *entry, as scheduler.Assignment) {
 		req.Kind, req.CallKind = job.KindCall, j.Call.Kind
 		req.To = j.CallNumber(a.N)
 		req.Agent, req.Repeat, req.ConfirmDigit = j.Call.Agent, j.Call.Repeat, j.Call.ConfirmDigit
-		if j.Call.Say != "" {
+		if j.Call.Say != "" || j.Call.Play != "" {
 			req.Sound = filepath.Join(e.cfg.Store.DocDir(j.ID), "message")
 		}
 		j.Attempts[len(j.Attempts)-1].Number = req.To

@@ -65,6 +65,7 @@ type CallSpec struct {
 	// set, is the key that acknowledges; FallbackTo are called in order
 	// when nobody answers or acknowledges.
 	Say          string   `json:"say,omitempty"`
+	Play         string   `json:"play,omitempty"` // uploaded recording, in the job's document directory
 	Repeat       int      `json:"repeat,omitempty"`
 	ConfirmDigit string   `json:"confirm_digit,omitempty"`
 	FallbackTo   []string `json:"fallback_to,omitempty"`
