@@ -211,42 +211,13 @@ func (s *Server) submitCall(w http.ResponseWriter, j *job.Job, content string) {
 	writeJSON(w, http.StatusAccepted, got.Job.Clone())
 }
 
-func (s *Server) call(w http.ResponseWriter, r *http.Request) (*job.Job, bool) {
-	id := r.PathValue("id")
-	j, err := s.Engine.Get(id)
-	if err == nil && j.Kind != job.KindCall {
-		err = engine.ErrNotFound
-	}
-	if err != nil {
-		writeErr(w, errf(http.StatusNotFound, "not_found", "id", "no call job "+strconv.Quote(id)))
-		return nil, false
-	}
-	return j, true
-}
-
 func (s *Server) getCall(w http.ResponseWriter, r *http.Request) {
-	if j, ok := s.call(w, r); ok {
+	if j, ok := s.job(w, r, job.KindCall); ok {
 		writeJSON(w, http.StatusOK, j)
 	}
 }
 
-func (s *Server) cancelCall(w http.ResponseWriter, r *http.Request) {
-	j, ok := s.call(w, r)
-	if !ok {
-		return
-	}
-	j, err := s.Engine.Cancel(j.ID)
-	switch {
-	case errors.Is(err, engine.ErrFinished):
-		writeErr(w, errf(http.StatusConflict, "already_finished", "id", "the call already ended ("+string(j.Status)+")"))
-	case err != nil:
-		writeErr(w, errf(http.StatusInternalServerError, "storage_error", "", err.Error()))
-	case j.Status.Terminal():
-		writeJSON(w, http.StatusOK, j)
-	default:
-		writeJSON(w, http.StatusAccepted, j)
-	}
-}
+func (s *Server) cancelCall(w http.ResponseWriter, r *http.Request) { s.cancel(w, r, job.KindCall) }
 
 func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) {
 	s.list(w, r, job.KindCall)

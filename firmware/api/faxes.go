@@ -101,14 +101,15 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, kind string) {
 	writeJSON(w, http.StatusOK, List{Items: items, NextCursor: next})
 }
 
-func (s *Server) fax(w http.ResponseWriter, r *http.Request) (*job.Job, bool) {
+// job finds job {id} of kind, or answers 404.
+func (s *Server) job(w http.ResponseWriter, r *http.Request, kind string) (*job.Job, bool) {
 	id := r.PathValue("id")
 	j, err := s.Engine.Get(id)
-	if err == nil && j.Kind != job.KindFax {
+	if err == nil && j.Kind != kind {
 		err = engine.ErrNotFound
 	}
 	if errors.Is(err, engine.ErrNotFound) {
-		writeErr(w, errf(http.StatusNotFound, "not_found", "id", "no fax job "+strconv.Quote(id)))
+		writeErr(w, errf(http.StatusNotFound, "not_found", "id", "no "+kind+" job "+strconv.Quote(id)))
 		return nil, false
 	}
 	if err != nil {
@@ -118,14 +119,21 @@ func (s *Server) fax(w http.ResponseWriter, r *http.Request) (*job.Job, bool) {
 	return j, true
 }
 
+func (s *Server) fax(w http.ResponseWriter, r *http.Request) (*job.Job, bool) {
+	return s.job(w, r, job.KindFax)
+}
+
 func (s *Server) getFax(w http.ResponseWriter, r *http.Request) {
 	if j, ok := s.fax(w, r); ok {
 		writeJSON(w, http.StatusOK, j)
 	}
 }
 
-func (s *Server) cancelFax(w http.ResponseWriter, r *http.Request) {
-	j, ok := s.fax(w, r)
+func (s *Server) cancelFax(w http.ResponseWriter, r *http.Request) { s.cancel(w, r, job.KindFax) }
+
+// cancel serves DELETE /v1/faxes/{id} and /v1/calls/{id}.
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request, kind string) {
+	j, ok := s.job(w, r, kind)
 	if !ok {
 		return
 	}

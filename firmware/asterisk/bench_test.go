@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -68,7 +70,32 @@ func BenchmarkRealAsterisk(b *testing.B) {
 		}
 	}()
 	tif := testkit.FaxTIFF(b, 1)
-	const n = 40
+	// 202 → Originate with the line free: 20 jobs to the busy number, one
+	// after the other (each ends in ~10 ms, so the line is free again).
+	var acc []time.Duration
+	for i := 0; i < 20; i++ {
+		var j job.Job
+		c.Submit(b, "/v1/faxes", &j, testkit.File("file", "a.tif", tif), testkit.Field("header", ""), testkit.Field("resolution", "standard"),
+			testkit.Field("to", "102"), testkit.Field("max_attempts", "1"))
+		t0 := time.Now()
+		for {
+			var g job.Job
+			c.Do(b, "GET", "/v1/faxes/"+j.ID, nil, "", &g)
+			if g.Status.Terminal() {
+				acc = append(acc, g.Attempts[0].StartedAt.Sub(g.CreatedAt))
+				break
+			}
+			if time.Since(t0) > time.Minute {
+				b.Fatalf("busy job %s: %s", j.ID, g.Status)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	sort.Slice(acc, func(i, j int) bool { return acc[i] < acc[j] })
+	n := 40
+	if v := os.Getenv("FAXBOX_BENCH_FAXES"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
 	accepted := map[string]time.Time{}
 	start := time.Now()
 	var ids []string
@@ -123,14 +150,11 @@ func BenchmarkRealAsterisk(b *testing.B) {
 	mu.Unlock()
 	sort.Slice(dialLat, func(i, j int) bool { return dialLat[i] < dialLat[j] })
 	sort.Slice(gaps, func(i, j int) bool { return gaps[i] < gaps[j] })
-	// Only the first 4 jobs found a free line at once; the rest waited.
-	first := dialLat
-	if len(first) > 4 {
-		first = append([]time.Duration(nil), dialLat[:4]...)
-	}
-	b.ReportMetric(float64(testkit.Percentile(first, 99).Microseconds())/1000, "accept-to-dial-p99-ms")
+	b.ReportMetric(float64(testkit.Percentile(acc, 50).Microseconds())/1000, "accept-to-dial-p50-ms")
+	b.ReportMetric(float64(testkit.Percentile(acc, 99).Microseconds())/1000, "accept-to-dial-p99-ms")
 	b.ReportMetric(float64(testkit.Percentile(gaps, 99).Microseconds())/1000, "hangup-to-next-dial-p99-ms")
 	b.ReportMetric(makespan.Seconds()/ideal.Seconds(), "makespan/ideal")
-	b.Logf("202 → dial (line free): max %s over the first 4 jobs; hangup → next dial: p50 %s, p99 %s (target < 1 s); 40 faxes on 4 channels: makespan %s, ideal %s (sum of fax durations / 4), ratio %.3f (target ≤ 1.05)",
-		testkit.Percentile(first, 100), testkit.Percentile(gaps, 50), testkit.Percentile(gaps, 99), makespan.Round(time.Second), ideal.Round(time.Second), makespan.Seconds()/ideal.Seconds())
+	b.Logf("202 → Originate (line free, fax-ready TIFF): p50 %s, p99 %s (target p99 < 100 ms); hangup → next dial: p50 %s, p99 %s (target < 1 s); %d faxes to 100 on 4 channels: makespan %s, ideal %s (sum of fax durations / 4), ratio %.3f (target ≤ 1.05; one number is never in two calls at once and batching is not built, so these calls run one after another)",
+		testkit.Percentile(acc, 50), testkit.Percentile(acc, 99), testkit.Percentile(gaps, 50), testkit.Percentile(gaps, 99), n, makespan.Round(time.Second), ideal.Round(time.Second), makespan.Seconds()/ideal.Seconds())
+	_ = dialLat
 }
