@@ -50,7 +50,7 @@ deps:
 
 test: deps
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 60m $(PKGS)
+	$(GO) test -count=1 -parallel 16 -timeout 60m $(PKGS)
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m $(PKGS)

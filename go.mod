@@ -8,4 +8,8 @@ require (
 	golang.org/x/image v0.33.0
 )
 
-require golang.org/x/sys v0.45.0 // indirect
+require (
+	github.com/creack/pty v1.1.24 // indirect
+	github.com/tarm/serial v0.0.0-20180830185346-98f6abe2eb07 // indirect
+	golang.org/x/sys v0.45.0 // indirect
+)
