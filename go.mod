@@ -3,13 +3,11 @@ module github.com/faxbox/faxbox
 go 1.26
 
 require (
+	github.com/creack/pty v1.1.24
 	github.com/oklog/ulid/v2 v2.1.1
+	github.com/tarm/serial v0.0.0-20180830185346-98f6abe2eb07
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/image v0.33.0
 )
 
-require (
-	github.com/creack/pty v1.1.24 // indirect
-	github.com/tarm/serial v0.0.0-20180830185346-98f6abe2eb07 // indirect
-	golang.org/x/sys v0.45.0 // indirect
-)
+require golang.org/x/sys v0.45.0 // indirect
