@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS := ./...
 
-.PHONY: all build test bench vendor lint deps run lab-up lab-down lab-setup
+.PHONY: all build test bench vendor lint deps run lab-up lab-down lab-setup test-hw
 LISTEN ?= 127.0.0.1:8080
 RUNDIR ?= .run
 
@@ -62,3 +62,9 @@ vendor:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^vendor/')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+# test-hw runs just the front panel's hardware tests: the GPIO driver on the
+# kernel's gpio-sim in qemu (tools/qemu-gpio), the LCD on a pseudo-terminal,
+# the panel logic and the board profiles.
+test-hw: deps
+	$(GO) test -count=1 -v ./firmware/gpio ./firmware/lcd ./firmware/panel ./board

@@ -10,4 +10,9 @@ require (
 	golang.org/x/image v0.33.0
 )
 
-require golang.org/x/sys v0.45.0 // indirect
+require (
+	github.com/pkg/errors v0.9.1 // indirect
+	github.com/warthog618/go-gpiocdev v0.9.1 // indirect
+	github.com/warthog618/go-gpiosim v0.1.2 // indirect
+	golang.org/x/sys v0.45.0 // indirect
+)
