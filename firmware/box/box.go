@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/faxbox/faxbox/board"
 	"github.com/faxbox/faxbox/firmware/ami"
 	"github.com/faxbox/faxbox/firmware/api"
 	"github.com/faxbox/faxbox/firmware/asterisk"
@@ -22,7 +23,10 @@ import (
 	"github.com/faxbox/faxbox/firmware/dialler"
 	"github.com/faxbox/faxbox/firmware/engine"
 	"github.com/faxbox/faxbox/firmware/events"
+	"github.com/faxbox/faxbox/firmware/gpio"
+	"github.com/faxbox/faxbox/firmware/lcd"
 	"github.com/faxbox/faxbox/firmware/lifecycle"
+	"github.com/faxbox/faxbox/firmware/panel"
 	"github.com/faxbox/faxbox/firmware/scheduler"
 	"github.com/faxbox/faxbox/firmware/store"
 	"github.com/faxbox/faxbox/firmware/testline"
@@ -44,12 +48,13 @@ type Box struct {
 	Clock   clock.Clock
 	Version string
 
-	ln       net.Listener
-	srv      *http.Server
-	ami      *ami.Client
-	asterisk map[string]*asterisk.Dialler
-	started  time.Time
-	purge    clock.Timer
+	ln        net.Listener
+	srv       *http.Server
+	ami       *ami.Client
+	asterisk  map[string]*asterisk.Dialler
+	panelStop func()
+	started   time.Time
+	purge     clock.Timer
 }
 
 // Options are the parts a caller may inject.
@@ -61,6 +66,8 @@ type Options struct {
 	Diallers map[string]dialler.Dialler
 	// Listener, when set, is served instead of listening on cfg.Listen.
 	Listener net.Listener
+	// PanelHooks are the front panel's reset and self-test actions.
+	PanelHooks PanelHooks
 }
 
 // Open builds the box (store open, engine recovered) without serving HTTP.
@@ -150,7 +157,47 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Box, error) {
 	b.API = &api.Server{Cfg: cfg, Store: st, Engine: eng, Bus: b.Bus, Renderer: renderer{}, Version: o.Version,
 		Log: o.Log, Now: o.Clock.Now, Started: b.started, Extra: b.extra}
 	b.schedulePurge()
+	if cfg.Panel.Board != "" {
+		if err := b.startPanel(cfg.Panel.Board, o.PanelHooks); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
 	return b, nil
+}
+
+// startPanel opens the board's GPIO lines and LCD and runs the front panel.
+// Missing hardware is logged and shown as an alarm, never fatal.
+func (b *Box) startPanel(name string, hooks PanelHooks) error {
+	prof, err := board.Load(name)
+	if err != nil {
+		return err
+	}
+	leds := gpio.Open(gpio.Config{LEDs: prof.LEDs, Buttons: prof.Buttons, Log: b.Log})
+	rows, cols := 2, 16
+	var screen Screen
+	var disp *lcd.Display
+	if prof.LCD != nil {
+		rows, cols = prof.LCD.Rows, prof.LCD.Cols
+		disp, err = lcd.Open(lcd.Config{Device: prof.LCD.Device, Baud: prof.LCD.Baud, Rows: rows, Cols: cols, KeyMap: prof.LCD.KeyMap(), Log: b.Log})
+		if err != nil {
+			leds.Close()
+			return err
+		}
+		screen = disp
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.RunPanel(ctx, panel.New(rows, cols), leds, screen, hooks); close(done) }()
+	b.panelStop = func() {
+		cancel()
+		<-done
+		leds.Close()
+		if disp != nil {
+			disp.Close()
+		}
+	}
+	return nil
 }
 
 // sinkProxy lets diallers be built before the engine they report to.
@@ -216,6 +263,9 @@ func (b *Box) Addr() string {
 func (b *Box) Close() error {
 	if b.purge != nil {
 		b.purge.Stop()
+	}
+	if b.panelStop != nil {
+		b.panelStop()
 	}
 	if b.srv != nil {
 		b.srv.Close()

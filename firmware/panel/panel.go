@@ -189,7 +189,7 @@ func (p *Panel) pageRows(in Input) []string {
 				continue
 			}
 			s := fmt.Sprintf("%s %s", shortLine(l.ID), l.State)
-			if l.Pages > 0 {
+			if l.Pages > 0 && l.Page > 0 {
 				s += fmt.Sprintf(" %d/%d", l.Page, l.Pages)
 			}
 			rows = append(rows, s)

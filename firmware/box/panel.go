@@ -1,0 +1,173 @@
+package box
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/faxbox/faxbox/firmware/events"
+	"github.com/faxbox/faxbox/firmware/gpio"
+	"github.com/faxbox/faxbox/firmware/job"
+	"github.com/faxbox/faxbox/firmware/panel"
+	"github.com/faxbox/faxbox/firmware/store"
+)
+
+// LEDs is the panel's light and button hardware (gpio.Panel).
+type LEDs interface {
+	Show(map[string]panel.Pattern)
+	Presses() <-chan gpio.Press
+	Missing() []string
+}
+
+// Screen is the panel's display and keypad (lcd.Display).
+type Screen interface {
+	Draw(rows []string) error
+	Keys() <-chan string
+}
+
+// PanelHooks are actions the box cannot do by itself.
+type PanelHooks struct {
+	// ResetNetwork restores the network settings to defaults (reset button
+	// held 10 s).
+	ResetNetwork func()
+	// SelfTest starts the loopback self-test.
+	SelfTest func()
+}
+
+// RunPanel makes the front panel follow the box until ctx ends: it redraws on
+// every job and line change (the box's event stream) and once a second, and
+// turns buttons and keys into actions on the engine.
+func (b *Box) RunPanel(ctx context.Context, p *panel.Panel, leds LEDs, screen Screen, hooks PanelHooks) {
+	sub := b.Bus.Subscribe(1024)
+	defer sub.Close()
+	last := ""
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var presses <-chan gpio.Press
+	var keys <-chan string
+	if leds != nil {
+		presses = leds.Presses()
+	}
+	if screen != nil {
+		keys = screen.Keys()
+	}
+	redraw := func() {
+		out := p.Update(b.panelInput(leds, last))
+		if leds != nil {
+			leds.Show(out.LEDs)
+		}
+		if screen != nil {
+			screen.Draw(out.Screen)
+		}
+	}
+	act := func(ev panel.Event) {
+		for _, a := range p.Handle(ev, b.panelInput(leds, last)) {
+			b.panelAction(a, hooks)
+		}
+		redraw()
+	}
+	redraw()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-sub.C:
+			if !ok {
+				sub = b.Bus.Subscribe(1024)
+				continue
+			}
+			if j, isJob := e.Value.(*job.Job); isJob && j.Status.Terminal() {
+				last = fmt.Sprintf("%s %s", j.To, j.Status)
+				if j.Error != nil {
+					last += " " + string(j.Error.Code)
+				}
+			}
+			redraw()
+		case <-tick.C:
+			redraw()
+		case pr := <-presses:
+			button, line, _ := strings.Cut(pr.Button, ":")
+			act(panel.Event{Button: button, Line: line, Long: pr.Long})
+		case k := <-keys:
+			act(panel.Event{Key: k})
+		}
+	}
+}
+
+// panelInput gathers what the panel shows.
+func (b *Box) panelInput(leds LEDs, last string) panel.Input {
+	in := panel.Input{LastResult: last, IP: localIP()}
+	for _, l := range b.Engine.Lines() {
+		in.Lines = append(in.Lines, panel.Line{ID: fmt.Sprintf("%s/%d", l.Group, l.Index), State: l.State, JobID: l.JobID, To: l.To, Page: l.Page, Pages: l.Pages})
+	}
+	in.QueueDepth = b.Engine.Stats().Active
+	if b.ami != nil && !b.ami.Connected() {
+		in.Alarms = append(in.Alarms, panel.AsteriskDown)
+	}
+	if free, err := b.Store.FreeBytes(); err == nil && b.Cfg.Limits.MinFreeBytes > 0 && free < uint64(b.Cfg.Limits.MinFreeBytes) {
+		in.Alarms = append(in.Alarms, panel.DiskFull)
+	}
+	if time.Now().Year() < 2024 {
+		in.Alarms = append(in.Alarms, panel.TimeNotSet)
+	}
+	if leds != nil && len(leds.Missing()) > 0 {
+		in.Alarms = append(in.Alarms, panel.HardwareFault)
+	}
+	return in
+}
+
+// panelAction carries out an operator's request.
+func (b *Box) panelAction(a panel.Action, hooks PanelHooks) {
+	log := b.Log.With("panel", a.Kind, "line", a.Line)
+	switch a.Kind {
+	case "cancel_line":
+		for _, l := range b.Engine.Lines() {
+			if fmt.Sprintf("%s/%d", l.Group, l.Index) == a.Line && l.JobID != "" {
+				if _, err := b.Engine.Cancel(l.JobID); err != nil {
+					log.Warn("panel: cancel", "job", l.JobID, "err", err)
+				}
+			}
+		}
+	case "set_busy":
+		if err := b.Engine.SetLineBusy(a.Line, a.Busy); err != nil {
+			log.Warn("panel: make busy", "err", err)
+		}
+	case "retry_failed":
+		since := b.Clock.Now().Add(-24 * time.Hour)
+		for _, kind := range []string{job.KindFax, job.KindCall} {
+			items, _, err := b.Store.List(store.Filter{Kind: kind, Status: job.Failed, Since: since, Limit: 500})
+			if err != nil {
+				log.Warn("panel: retry", "err", err)
+				continue
+			}
+			for _, j := range items {
+				b.Engine.Retry(j.ID)
+			}
+		}
+	case "reset_network":
+		if hooks.ResetNetwork != nil {
+			hooks.ResetNetwork()
+		}
+	case "self_test":
+		if hooks.SelfTest != nil {
+			hooks.SelfTest()
+		}
+	}
+	b.Bus.Publish(events.Status, map[string]string{"panel_action": a.Kind, "line": a.Line})
+}
+
+// localIP is the address shown on the LCD.
+func localIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "?"
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP.String()
+		}
+	}
+	return "no address"
+}
