@@ -93,7 +93,7 @@ func TestPanelFollowsTheBox(t *testing.T) {
 	}
 	screen.waitFor(t, "L1 sending 3/3", 30*time.Second) // the second attempt resumes at page 2
 	e.waitStatus(t, j.ID, job.Delivered, 30*time.Second)
-	leds.presses <- gpio.Press{Button: "page"} // last result
+	leds.presses <- gpio.Press{Button: "page"}            // last result
 	screen.waitFor(t, "|99990005 deliver", 5*time.Second) // cut at 16 columns
 
 	// Make busy: nothing is dialled on the line until it is back.
