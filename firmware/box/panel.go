@@ -106,7 +106,7 @@ func (b *Box) panelInput(leds LEDs, last string) panel.Input {
 	if b.ami != nil && !b.ami.Connected() {
 		in.Alarms = append(in.Alarms, panel.AsteriskDown)
 	}
-	if free, err := b.Store.FreeBytes(); err == nil && b.Cfg.Limits.MinFreeBytes > 0 && free < uint64(b.Cfg.Limits.MinFreeBytes) {
+	if used, err := b.Store.DiskUsed(); err == nil && used > 0.9 {
 		in.Alarms = append(in.Alarms, panel.DiskFull)
 	}
 	if time.Now().Year() < 2024 {

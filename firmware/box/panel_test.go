@@ -111,6 +111,16 @@ func TestPanelFollowsTheBox(t *testing.T) {
 	}
 	leds.presses <- gpio.Press{Button: "busy:test/1"}
 	e.waitStatus(t, k.ID, job.Delivered, 20*time.Second)
+
+	// Keypad keys drive the menu.
+	screen.keys <- "enter"
+	screen.waitFor(t, ">Line status", 5*time.Second)
+	screen.keys <- "down"
+	screen.keys <- "down"
+	screen.keys <- "down"
+	screen.waitFor(t, ">IP settings", 5*time.Second)
+	screen.keys <- "enter"
+	screen.waitFor(t, "IP ", 5*time.Second)
 }
 
 // TestPanelWithoutHardware: a board whose GPIO chip and LCD are absent

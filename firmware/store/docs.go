@@ -89,3 +89,15 @@ func (s *DB) FreeBytes() (uint64, error) {
 	}
 	return st.Bavail * uint64(st.Bsize), nil
 }
+
+// DiskUsed returns the fraction of the data filesystem in use (0..1).
+func (s *DB) DiskUsed() (float64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.dir, &st); err != nil {
+		return 0, err
+	}
+	if st.Blocks == 0 {
+		return 0, nil
+	}
+	return 1 - float64(st.Bavail)/float64(st.Blocks), nil
+}
