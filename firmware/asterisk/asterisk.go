@@ -48,6 +48,8 @@ type Config struct {
 	Transport string
 	// SpoolDir of Asterisk (call files).
 	SpoolDir string
+	// UID and GID own the call files (Asterisk's user); -1 keeps ours.
+	UID, GID int
 	// RingTimeout: how long a call may ring (default 45 s).
 	RingTimeout time.Duration
 	Log         *slog.Logger
@@ -275,6 +277,14 @@ func (d *Dialler) spool(r dialler.Request, channel, context, exten string, vs []
 	}
 	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("asterisk: call file: %w", err)
+	}
+	if d.cfg.UID >= 0 && d.cfg.GID >= 0 {
+		// Asterisk must own the file: it utime()s it on every retry, and a
+		// file it cannot touch is dialled again while the first call runs.
+		if err := os.Chown(tmp, d.cfg.UID, d.cfg.GID); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("asterisk: call file owner: %w", err)
+		}
 	}
 	now := time.Now()
 	os.Chtimes(tmp, now, now)

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os/user"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/faxbox/faxbox/board"
@@ -307,7 +309,16 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 	}
 	for _, g := range need {
 		ac := asterisk.Config{Group: g.Name, Dial: g.Dial, Transport: g.Transport, SpoolDir: a.SpoolDir, RingTimeout: g.RingTimeout.D(), Log: o.Log,
-			PIN: cfg.Calls.Callback.PIN, AllowDest: allowDest(cfg)}
+			PIN: cfg.Calls.Callback.PIN, AllowDest: allowDest(cfg), UID: -1, GID: -1}
+		if a.User != "" {
+			u, err := user.Lookup(a.User)
+			if err != nil {
+				client.Close()
+				return fmt.Errorf("box: asterisk.user %q: %w", a.User, err)
+			}
+			ac.UID, _ = strconv.Atoi(u.Uid)
+			ac.GID, _ = strconv.Atoi(u.Gid)
+		}
 		if cfg.Calls.Callback.Number != "" && len(ds) == 0 {
 			in := &inbound{b: b, cfg: cfg.Calls.Callback, hit: map[string][]time.Time{}}
 			ac.OnInbound = in.handle
