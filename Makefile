@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS := ./...
 
-.PHONY: all build test bench vendor lint deps run lab-up lab-down lab-setup test-hw
+.PHONY: all build test bench vendor lint deps run lab-up lab-down lab-setup test-hw cross
 LISTEN ?= 127.0.0.1:8080
 RUNDIR ?= .run
 
@@ -48,7 +48,7 @@ lab-setup: deps
 deps:
 	tools/deps.sh
 
-test: deps
+test: deps cross
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -parallel 16 -timeout 60m $(PKGS)
 
@@ -68,3 +68,16 @@ lint:
 # the panel logic and the board profiles.
 test-hw: deps
 	$(GO) test -count=1 -v ./firmware/gpio ./firmware/lcd ./firmware/panel ./board
+
+# cross builds the supervisor for the image's targets (CGO off) and checks
+# each binary against the size budget (SIZE_BUDGET bytes, default 16 MiB).
+SIZE_BUDGET ?= 16777216
+cross:
+	@mkdir -p dist
+	@set -e; for t in arm64:arm64: arm:armv7:7 amd64:amd64:; do \
+	  arch=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; arm=$${rest#*:}; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/faxbox-linux-$$name ./cmd/faxbox; \
+	  size=$$(stat -c %s dist/faxbox-linux-$$name); \
+	  printf 'dist/faxbox-linux-%-6s %9d bytes\n' $$name $$size; \
+	  [ $$size -le $(SIZE_BUDGET) ] || { echo "over the size budget of $(SIZE_BUDGET) bytes"; exit 1; }; \
+	done
