@@ -17,7 +17,10 @@ import (
 	"github.com/faxbox/faxbox/firmware/store"
 )
 
-var reExten = regexp.MustCompile(`^[0-9]{2,20}$`)
+var (
+	reExten = regexp.MustCompile(`^[0-9]{2,20}$`)
+	reKey   = regexp.MustCompile(`^[0-9*#]$`)
+)
 
 // CallRequest is the JSON body of POST /v1/calls.
 type CallRequest struct {
@@ -92,7 +95,7 @@ func (s *Server) callJob(req CallRequest, now time.Time) (*job.Job, *Error) {
 		if j.Call.Repeat > s.Cfg.Calls.MaxRepeat {
 			return bad("repeat", "invalid_field", fmt.Sprintf("repeat must be 1 to %d", s.Cfg.Calls.MaxRepeat))
 		}
-		if req.ConfirmDigit != "" && !regexp.MustCompile(`^[0-9*#]$`).MatchString(req.ConfirmDigit) {
+		if req.ConfirmDigit != "" && !reKey.MatchString(req.ConfirmDigit) {
 			return bad("confirm_digit", "invalid_field", "confirm_digit is one key: 0-9, * or #")
 		}
 		j.Call.ConfirmDigit = req.ConfirmDigit

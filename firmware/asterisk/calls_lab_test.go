@@ -33,19 +33,7 @@ func (e *env) call(t *testing.T, body map[string]any) (*job.Job, int, map[string
 
 func (e *env) waitCall(t *testing.T, id string, want job.Status, d time.Duration) *job.Job {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var j job.Job
-	for {
-		e.c.Do(t, "GET", "/v1/calls/"+id, nil, "", &j)
-		if j.Status == want {
-			return &j
-		}
-		if j.Status.Terminal() || time.Now().After(deadline) {
-			b, _ := json.Marshal(j)
-			t.Fatalf("call %s is %s, want %s: %s", id, j.Status, want, b)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return e.c.WaitJob(t, "/v1/calls/"+id, want, d, true)
 }
 
 func hookEvents(hs []testkit.Hook, id string) []string {

@@ -85,19 +85,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func (e *env) wait(t *testing.T, id string, want job.Status, d time.Duration) *job.Job {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var j job.Job
-	for {
-		e.c.Do(t, "GET", "/v1/faxes/"+id, nil, "", &j)
-		if j.Status == want {
-			return &j
-		}
-		if j.Status.Terminal() || time.Now().After(deadline) {
-			b, _ := json.Marshal(j.Attempts)
-			t.Fatalf("job %s (%s) is %s, want %s; error %+v; attempts %s", id, j.To, j.Status, want, j.Error, b)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return e.c.WaitJob(t, "/v1/faxes/"+id, want, d, true)
 }
 
 func (e *env) submit(t *testing.T, pages int, fields ...testkit.Part) *job.Job {

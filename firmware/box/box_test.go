@@ -64,18 +64,7 @@ func startBox(t *testing.T, mod func(*config.Config)) *env {
 
 func (e *env) waitStatus(t *testing.T, id string, want job.Status, d time.Duration) *job.Job {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var j job.Job
-	for {
-		e.c.Do(t, "GET", "/v1/faxes/"+id, nil, "", &j)
-		if j.Status == want {
-			return &j
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s is %s, want %s (error %+v)", id, j.Status, want, j.Error)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return e.c.WaitJob(t, "/v1/faxes/"+id, want, d, false)
 }
 
 func TestDeliveredWithSignedWebhook(t *testing.T) {

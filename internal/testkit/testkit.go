@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/faxbox/faxbox/firmware/job"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -310,4 +311,24 @@ func FaxTIFF(t testing.TB, n int) []byte {
 	}
 	b, _ := os.ReadFile(out)
 	return b
+}
+
+// WaitJob polls GET path (a fax or call job) until its status is want. It
+// fails the test after d, or at once when stopOnEnd and the job ended in
+// another status; the failure shows the whole job.
+func (c *Client) WaitJob(t testing.TB, path string, want job.Status, d time.Duration, stopOnEnd bool) *job.Job {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		var j job.Job
+		c.Do(t, "GET", path, nil, "", &j)
+		if j.Status == want {
+			return &j
+		}
+		if stopOnEnd && j.Status.Terminal() || time.Now().After(deadline) {
+			b, _ := json.Marshal(j)
+			t.Fatalf("%s is %s, want %s: %s", path, j.Status, want, b)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
 }
