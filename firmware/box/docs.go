@@ -82,10 +82,14 @@ func speak(ctx context.Context, text, dst string) error {
 	}
 	tmp := dst + ".raw.wav"
 	defer os.Remove(tmp)
-	cmd := exec.CommandContext(ctx, "espeak-ng", "-v", "en", "-w", tmp, "--stdin")
+	tts := "espeak-ng"
+	if _, err := exec.LookPath(tts); err != nil {
+		tts = "espeak" // Buildroot packages espeak, not espeak-ng
+	}
+	cmd := exec.CommandContext(ctx, tts, "-v", "en", "-w", tmp, "--stdin")
 	cmd.Stdin = strings.NewReader(text)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("espeak-ng: %v: %.200s", err, out)
+		return fmt.Errorf("%s: %v: %.200s", tts, err, out)
 	}
 	return resample(ctx, tmp, dst)
 }
