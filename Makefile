@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS := ./...
 
-.PHONY: all build test bench vendor lint deps run lab-up lab-down lab-setup test-hw cross
+.PHONY: all build test bench vendor lint deps run lab-up lab-down lab-setup test-hw cross br-check image
 LISTEN ?= 127.0.0.1:8080
 RUNDIR ?= .run
 
@@ -81,3 +81,20 @@ cross:
 	  printf 'dist/faxbox-linux-%-6s %9d bytes\n' $$name $$size; \
 	  [ $$size -le $(SIZE_BUDGET) ] || { echo "over the size budget of $(SIZE_BUDGET) bytes"; exit 1; }; \
 	done
+
+# br-check needs a Buildroot source tree (BUILDROOT_SRC, not in this repo):
+# every defconfig through Buildroot's own defconfig, check-dotconfig.py and
+# check-package-external (python3-magic, flake8, shellcheck). image builds
+# the pc_x86_64 image (needs the internet for Buildroot's downloads).
+BR_OUT ?= $(CURDIR)/.br
+br-check:
+	@[ -d "$(BUILDROOT_SRC)" ] || { echo "set BUILDROOT_SRC to a Buildroot 2026.08 source tree"; exit 1; }
+	@set -e; for d in buildroot/configs/*_defconfig; do n=$$(basename $$d); \
+	  $(MAKE) -s -C $(BUILDROOT_SRC) BR2_EXTERNAL=$(CURDIR)/buildroot O=$(BR_OUT)/$$n $$n; \
+	  python3 $(BUILDROOT_SRC)/support/scripts/check-dotconfig.py $(BR_OUT)/$$n/.config $$d; echo "$$n: ok"; done
+	$(MAKE) -C $(BUILDROOT_SRC) BR2_EXTERNAL=$(CURDIR)/buildroot O=$(BR_OUT)/check check-package-external
+
+image: vendor
+	@[ -d "$(BUILDROOT_SRC)" ] || { echo "set BUILDROOT_SRC to a Buildroot 2026.08 source tree"; exit 1; }
+	$(MAKE) -C $(BUILDROOT_SRC) BR2_EXTERNAL=$(CURDIR)/buildroot O=$(BR_OUT)/image faxbox_pc_x86_64_defconfig
+	$(MAKE) -C $(BR_OUT)/image
