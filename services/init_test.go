@@ -34,7 +34,7 @@ func TestInitScriptsBootInQemu(t *testing.T) {
 }
 
 func TestInitScriptsShape(t *testing.T) {
-	for _, name := range []string{"S50asterisk", "S95faxbox"} {
+	for _, name := range []string{"S20dahdi", "S50asterisk", "S95faxbox"} {
 		b, err := os.ReadFile(filepath.Join("init", name))
 		if err != nil {
 			t.Fatal(err)
