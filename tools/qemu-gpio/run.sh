@@ -24,6 +24,7 @@ for p in qemu-system-x86 busybox-static cpio "linux-image-$abi" "linux-headers-$
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then
+  exec 9>/var/lock/faxbox-apt.lock; flock 9 # tests in parallel must not run apt at once
   echo "qemu-gpio: installing ${need[*]}" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || {
     apt-get update -qq

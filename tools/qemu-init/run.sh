@@ -17,6 +17,7 @@ for p in qemu-system-x86 busybox-static cpio "linux-image-$abi"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then
+  exec 9>/var/lock/faxbox-apt.lock; flock 9 # tests in parallel must not run apt at once
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
