@@ -1,7 +1,8 @@
 // Package board loads the per-board profiles in board/<name>/profile.json:
 // which GPIO chip and line offset drives each LED and reads each button
 // (and whether it is active-low), which serial device, baud rate and size
-// the LCD has, and how its keypad bytes map to keys. Validate reports every
+// the LCD has, how its keypad bytes map to keys, and which DAHDI spans (line
+// cards) it carries. Validate reports every
 // mistake with a clear message (a line used twice, an unknown chip, …).
 package board
 
@@ -13,6 +14,8 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+
+	"github.com/faxbox/faxbox/dahdi"
 )
 
 //go:embed */profile.json
@@ -40,8 +43,10 @@ type Profile struct {
 	LEDs    map[string]Pin `json:"leds"`    // power, activity, alarm, line:<group>/<n>
 	Buttons map[string]Pin `json:"buttons"` // cancel:<line>, retry, busy:<line>, page, reset
 	LCD     *LCD           `json:"lcd,omitempty"`
-	// LineCards: DAHDI cards on this board (for dahdi/), informational here.
-	LineCards []string `json:"line_cards,omitempty"`
+	// DAHDI lists the board's DAHDI spans in span order (dahdi/ renders
+	// system.conf and chan_dahdi.conf from them, and the box makes its
+	// DAHDI line groups from them). A config's dahdi.spans replaces them.
+	DAHDI []dahdi.Span `json:"dahdi,omitempty"`
 }
 
 var (
@@ -136,6 +141,11 @@ func (p *Profile) Validate() error {
 			default:
 				errs = append(errs, fmt.Errorf("board %s: key %s → %q: up, down, enter or back", p.Name, k, v))
 			}
+		}
+	}
+	if len(p.DAHDI) > 0 {
+		if err := (dahdi.Config{Spans: p.DAHDI}).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("board %s: %w", p.Name, err))
 		}
 	}
 	return errors.Join(errs...)

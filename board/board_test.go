@@ -20,6 +20,9 @@ func TestBuiltInProfiles(t *testing.T) {
 			t.Errorf("%s: incomplete: %+v", n, p)
 		}
 	}
+	if p, _ := Load("pc-x86"); len(p.DAHDI) != 1 || p.DAHDI[0].Type != "fxo" || p.DAHDI[0].Channels != 4 {
+		t.Errorf("pc-x86: its FXO card: %+v", p.DAHDI)
+	}
 	if _, err := Load("nosuch"); err == nil || !strings.Contains(err.Error(), "pc-x86") {
 		t.Errorf("unknown board: %v", err)
 	}
@@ -34,6 +37,7 @@ func TestValidation(t *testing.T) {
 		"bad baud":        {`{"name":"x","lcd":{"device":"/dev/ttyUSB0","baud":12345,"rows":2,"cols":16}}`, "baud"},
 		"bad key":         {`{"name":"x","lcd":{"device":"/dev/ttyUSB0","baud":9600,"rows":2,"cols":16,"keys":{"Z":"fire"}}}`, "A to Y"},
 		"unknown field":   {`{"name":"x","ledz":{}}`, "unknown field"},
+		"dahdi overlap":   {`{"name":"x","dahdi":[{"type":"fxo","first":1,"channels":4},{"type":"fxo","first":4,"channels":4}]}`, "channel 4 used twice"},
 	} {
 		_, err := Parse([]byte(c.json))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

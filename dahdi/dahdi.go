@@ -9,6 +9,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -18,7 +20,10 @@ import (
 	"github.com/faxbox/faxbox/firmware/ami"
 )
 
-// Span is one line card or E1 span.
+// Span is one DAHDI span: an analog card's ports or one E1 port. Spans are
+// listed in DAHDI's span order (the order dahdi_scan prints them), so the
+// n-th entry is DAHDI span n: that is the number in system.conf's span line
+// and in the SpanAlarm events.
 type Span struct {
 	Type     string `json:"type"`     // fxo|fxs|e1
 	First    int    `json:"first"`    // first channel number
@@ -26,6 +31,26 @@ type Span struct {
 	Group    int    `json:"group"`    // Asterisk dial group (DAHDI/g<n>/…)
 	CRC4     bool   `json:"crc4"`     // e1
 	Timing   int    `json:"timing"`   // e1: 0 = master, 1 = take clock from the line
+	// LineGroup names the scheduler's line group that dials out on this
+	// span's channels (FXO and E1; FXS ports serve local devices and are
+	// never dialled out on). Default "dahdi<group>".
+	LineGroup string `json:"line_group,omitempty"`
+}
+
+// channels returns the span's first and last channel and how many of them
+// carry calls (an E1 has 31 timeslots: 30 B-channels and the D-channel).
+func (s Span) channels() (first, last, calls int) {
+	if s.Type == "e1" {
+		return s.First, s.First + 30, 30
+	}
+	return s.First, s.First + s.Channels - 1, s.Channels
+}
+
+func (s Span) lineGroup() string {
+	if s.LineGroup != "" {
+		return s.LineGroup
+	}
+	return fmt.Sprintf("dahdi%d", s.Group)
 }
 
 // Config describes the DAHDI hardware.
@@ -59,6 +84,12 @@ func (c *Config) validate() error {
 		if s.First < 1 || s.Group < 0 || s.Group > 63 {
 			errs = append(errs, fmt.Errorf("dahdi: span %d: first channel from 1, group 0-63", i+1))
 		}
+		if s.LineGroup != "" && !reWord.MatchString(s.LineGroup) {
+			errs = append(errs, fmt.Errorf("dahdi: span %d: line_group %q: a lower-case word", i+1, s.LineGroup))
+		}
+		if s.Type == "e1" && (s.Timing < 0 || s.Timing > len(c.Spans)) {
+			errs = append(errs, fmt.Errorf("dahdi: span %d: timing %d: 0 (master) or a clock priority up to the span count", i+1, s.Timing))
+		}
 		for ch := s.First; ch < s.First+n; ch++ {
 			if used[ch] {
 				errs = append(errs, fmt.Errorf("dahdi: channel %d used twice", ch))
@@ -67,7 +98,48 @@ func (c *Config) validate() error {
 			used[ch] = true
 		}
 	}
+	groups := map[string]int{}
+	for i, s := range c.Spans {
+		if s.Type == "fxs" {
+			continue
+		}
+		if g, ok := groups[s.lineGroup()]; ok && g != s.Group {
+			errs = append(errs, fmt.Errorf("dahdi: span %d: line group %s dials DAHDI group %d and %d", i+1, s.lineGroup(), g, s.Group))
+		}
+		groups[s.lineGroup()] = s.Group
+	}
 	return errors.Join(errs...)
+}
+
+// LineGroup is a scheduler line group made of DAHDI channels.
+type LineGroup struct {
+	Name     string
+	Channels int    // calls at once: FXO ports plus E1 B-channels
+	Dial     string // "DAHDI/g<group>/%s"
+}
+
+// LineGroups returns the line groups the spans make, in span order: one
+// per line_group name (FXO and E1 spans; FXS ports are not trunks).
+func LineGroups(c Config) ([]LineGroup, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	var out []LineGroup
+	idx := map[string]int{}
+	for _, s := range c.Spans {
+		if s.Type == "fxs" {
+			continue
+		}
+		_, _, n := s.channels()
+		name := s.lineGroup()
+		if i, ok := idx[name]; ok {
+			out[i].Channels += n
+			continue
+		}
+		idx[name] = len(out)
+		out = append(out, LineGroup{Name: name, Channels: n, Dial: fmt.Sprintf("DAHDI/g%d/%%s", s.Group)})
+	}
+	return out, nil
 }
 
 func rng(a, b int) string {
@@ -77,8 +149,9 @@ func rng(a, b int) string {
 	return fmt.Sprintf("%d-%d", a, b)
 }
 
-// Render returns system.conf and chan_dahdi.conf.
-func Render(c Config) (systemConf, chanDahdi []byte, err error) {
+// withDefaults fills in the tone zone (de), the echo canceller (oslec) and
+// the inbound context (faxbox-receive).
+func (c Config) withDefaults() Config {
 	if c.ToneZone == "" {
 		c.ToneZone = "de"
 	}
@@ -88,14 +161,27 @@ func Render(c Config) (systemConf, chanDahdi []byte, err error) {
 	if c.Context == "" {
 		c.Context = "faxbox-receive"
 	}
+	return c
+}
+
+// Validate reports every mistake in c (after defaults): overlapping
+// channels, unknown span types, words that could break the files.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	return c.validate()
+}
+
+// Render returns system.conf and chan_dahdi.conf.
+func Render(c Config) (systemConf, chanDahdi []byte, err error) {
+	c = c.withDefaults()
 	if err := c.validate(); err != nil {
 		return nil, nil, err
 	}
 	var sys, ch bytes.Buffer
 	fmt.Fprintf(&sys, "# Rendered by faxbox (dahdi/): do not edit.\nloadzone = %s\ndefaultzone = %s\n", c.ToneZone, c.ToneZone)
 	fmt.Fprintf(&ch, "; Rendered by faxbox (dahdi/): do not edit.\n[trunkgroups]\n\n[channels]\nlanguage = en\ncontext = %s\nusecallerid = yes\nechocancel = yes\nechocancelwhenbridged = no\nfaxdetect = no\nrelaxdtmf = yes\n", c.Context)
-	span := 0
-	for _, s := range c.Spans {
+	for i, s := range c.Spans {
+		span := i + 1
 		switch s.Type {
 		case "fxo", "fxs":
 			r := rng(s.First, s.First+s.Channels-1)
@@ -107,7 +193,6 @@ func Render(c Config) (systemConf, chanDahdi []byte, err error) {
 			fmt.Fprintf(&sys, "\n# %s ports\n%s = %s\nechocanceller = %s,%s\n", strings.ToUpper(s.Type), sig, r, c.EchoCan, r)
 			fmt.Fprintf(&ch, "\n; %s ports\nsignalling = %s\ngroup = %d\nchannel => %s\n", strings.ToUpper(s.Type), chanSig, s.Group, r)
 		case "e1":
-			span++
 			crc := ""
 			if s.CRC4 {
 				crc = ",crc4"
@@ -121,15 +206,40 @@ func Render(c Config) (systemConf, chanDahdi []byte, err error) {
 	return sys.Bytes(), ch.Bytes(), nil
 }
 
+// WriteSystemConf renders c and writes system.conf into dir (through a
+// temporary file and a rename, so dahdi_cfg never reads half a file). It
+// returns the file's path.
+func WriteSystemConf(c Config, dir string) (string, error) {
+	sys, _, err := Render(c)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("dahdi: %w", err)
+	}
+	path := filepath.Join(dir, "system.conf")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, sys, 0o644); err != nil {
+		return "", fmt.Errorf("dahdi: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("dahdi: %w", err)
+	}
+	return path, nil
+}
+
 // State follows DAHDI's channels and span alarms from AMI events.
 type State struct {
 	mu       sync.Mutex
 	channels map[int]string // channel → alarm ("No Alarm", "Red Alarm", …)
+	dnd      map[int]bool   // channels with Do Not Disturb on
 	spans    map[int]string // span → alarm text
 }
 
 // NewState returns an empty state.
-func NewState() *State { return &State{channels: map[int]string{}, spans: map[int]string{}} }
+func NewState() *State {
+	return &State{channels: map[int]string{}, dnd: map[int]bool{}, spans: map[int]string{}}
+}
 
 // Load takes the items of a DAHDIShowChannels list action.
 func (s *State) Load(items []ami.Message) {
@@ -138,6 +248,7 @@ func (s *State) Load(items []ami.Message) {
 	for _, m := range items {
 		if n, err := strconv.Atoi(m.Get("DAHDIChannel")); err == nil {
 			s.channels[n] = m.Get("Alarm")
+			s.dnd[n] = m.Get("DND") == "Enabled"
 		}
 	}
 }
@@ -159,6 +270,10 @@ func (s *State) Handle(m ami.Message) {
 		if n, err := strconv.Atoi(m.Get("Span")); err == nil {
 			s.spans[n] = m.Get("Alarm")
 		}
+	case "DNDState":
+		if n, err := strconv.Atoi(m.Get("DAHDIChannel")); err == nil {
+			s.dnd[n] = strings.EqualFold(m.Get("Status"), "enabled")
+		}
 	case "SpanAlarmClear":
 		if n, err := strconv.Atoi(m.Get("Span")); err == nil {
 			delete(s.spans, n)
@@ -166,11 +281,44 @@ func (s *State) Handle(m ami.Message) {
 	}
 }
 
+// Down counts, per line group of c, the calls its spans cannot carry now:
+// every channel of a span in alarm, and each channel in alarm (or with Do
+// Not Disturb on) on a span that is not. Groups with nothing down are left
+// out.
+func (s *State) Down(c Config) map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for i, sp := range c.Spans {
+		if sp.Type == "fxs" {
+			continue
+		}
+		first, last, calls := sp.channels()
+		n := 0
+		if _, inAlarm := s.spans[i+1]; inAlarm {
+			n = calls
+		} else {
+			for ch := first; ch <= last; ch++ {
+				if sp.Type == "e1" && ch == first+15 {
+					continue // the D-channel carries no call
+				}
+				if a := s.channels[ch]; (a != "" && a != "No Alarm") || s.dnd[ch] {
+					n++
+				}
+			}
+		}
+		if n > 0 {
+			out[sp.lineGroup()] += n
+		}
+	}
+	return out
+}
+
 // Alarms lists the channels and spans in alarm ("span 1: Red Alarm").
 func (s *State) Alarms() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []string
+	out := []string{}
 	for n, a := range s.spans {
 		out = append(out, fmt.Sprintf("span %d: %s", n, a))
 	}

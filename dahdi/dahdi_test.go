@@ -3,6 +3,9 @@ package dahdi
 import (
 	"flag"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -33,7 +36,7 @@ func TestGolden(t *testing.T) {
 		}
 	}
 	s := string(sys)
-	for _, want := range []string{"fxsks = 1-4", "fxoks = 5-6", "span = 1,1,0,ccs,hdb3,crc4", "bchan = 7-21,23-37", "dchan = 22"} {
+	for _, want := range []string{"fxsks = 1-4", "fxoks = 5-6", "span = 3,1,0,ccs,hdb3,crc4", "bchan = 7-21,23-37", "dchan = 22"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("system.conf lacks %q", want)
 		}
@@ -74,5 +77,91 @@ func TestState(t *testing.T) {
 	s.Handle(ami.Message{{Key: "Event", Value: "SpanAlarmClear"}, {Key: "Span", Value: "1"}})
 	if len(s.Alarms()) != 0 {
 		t.Fatalf("after clear: %v", s.Alarms())
+	}
+}
+
+// layout is a board with a 4-port FXO card, a 2-port FXS card and an E1.
+var layout = Config{ToneZone: "de", Spans: []Span{
+	{Type: "fxo", First: 1, Channels: 4, Group: 1, LineGroup: "analog"},
+	{Type: "fxs", First: 5, Channels: 2, Group: 3},
+	{Type: "e1", First: 7, Group: 2, CRC4: true, Timing: 1},
+}}
+
+func TestLineGroups(t *testing.T) {
+	got, err := LineGroups(layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []LineGroup{{Name: "analog", Channels: 4, Dial: "DAHDI/g1/%s"}, {Name: "dahdi2", Channels: 30, Dial: "DAHDI/g2/%s"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("line groups %+v, want %+v", got, want)
+	}
+	// Two cards in one line group add up; one name for two dial groups is refused.
+	two := Config{Spans: []Span{{Type: "fxo", First: 1, Channels: 4, Group: 1, LineGroup: "pstn"}, {Type: "fxo", First: 5, Channels: 4, Group: 1, LineGroup: "pstn"}}}
+	if got, err := LineGroups(two); err != nil || len(got) != 1 || got[0].Channels != 8 {
+		t.Fatalf("two cards: %+v %v", got, err)
+	}
+	two.Spans[1].Group = 2
+	if _, err := LineGroups(two); err == nil {
+		t.Fatal("one line group over two dial groups accepted")
+	}
+}
+
+func TestDown(t *testing.T) {
+	s := NewState()
+	if d := s.Down(layout); len(d) != 0 {
+		t.Fatalf("nothing known, down %v", d)
+	}
+	s.Load([]ami.Message{
+		{{Key: "Event", Value: "DAHDIShowChannels"}, {Key: "DAHDIChannel", Value: "2"}, {Key: "Alarm", Value: "Red Alarm"}, {Key: "DND", Value: "Disabled"}},
+		{{Key: "Event", Value: "DAHDIShowChannels"}, {Key: "DAHDIChannel", Value: "3"}, {Key: "Alarm", Value: "No Alarm"}, {Key: "DND", Value: "Enabled"}},
+		{{Key: "Event", Value: "DAHDIShowChannels"}, {Key: "DAHDIChannel", Value: "5"}, {Key: "Alarm", Value: "Red Alarm"}},
+	})
+	if d := s.Down(layout); !reflect.DeepEqual(d, map[string]int{"analog": 2}) {
+		t.Fatalf("down %v (FXS port 5 must not count)", d)
+	}
+	// The E1 is DAHDI span 3: its alarm takes all 30 calls away.
+	s.Handle(ami.Message{{Key: "Event", Value: "SpanAlarm"}, {Key: "Span", Value: "3"}, {Key: "Alarm", Value: "Red Alarm"}})
+	s.Handle(ami.Message{{Key: "Event", Value: "DNDState"}, {Key: "DAHDIChannel", Value: "3"}, {Key: "Status", Value: "disabled"}})
+	if d := s.Down(layout); !reflect.DeepEqual(d, map[string]int{"analog": 1, "dahdi2": 30}) {
+		t.Fatalf("down %v", d)
+	}
+	s.Handle(ami.Message{{Key: "Event", Value: "SpanAlarmClear"}, {Key: "Span", Value: "3"}})
+	s.Handle(ami.Message{{Key: "Event", Value: "Alarm"}, {Key: "DAHDIChannel", Value: "9"}, {Key: "Alarm", Value: "Yellow Alarm"}})
+	if d := s.Down(layout); !reflect.DeepEqual(d, map[string]int{"analog": 1, "dahdi2": 1}) {
+		t.Fatalf("down %v", d)
+	}
+}
+
+// TestDahdiCfg hands the rendered system.conf to the real dahdi_cfg in test
+// mode (-t: parse and check every line, apply nothing). dahdi_cfg opens
+// /dev/dahdi/ctl before it reads the file, so it runs in a private mount
+// namespace with a stand-in; no DAHDI driver is needed.
+func TestDahdiCfg(t *testing.T) {
+	if _, err := exec.LookPath("dahdi_cfg"); err != nil {
+		t.Fatal("dahdi_cfg not found (Debian package dahdi; tools/deps.sh installs it)")
+	}
+	sys, _, err := Render(layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(conf []byte) (string, error) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "system.conf")
+		if err := os.WriteFile(path, conf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-ec",
+			`mount -t tmpfs faxbox-dahdi /dev; mkdir /dev/dahdi; : > /dev/dahdi/ctl; exec dahdi_cfg -t -c "$1"`, "sh", path)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := check(sys); err != nil {
+		t.Fatalf("dahdi_cfg refuses the rendered system.conf: %v\n%s\n%s", err, out, sys)
+	}
+	// The check can fail: a span line with a framing dahdi_cfg does not know.
+	bad := strings.Replace(string(sys), "ccs,hdb3", "ccs,b8zz", 1)
+	if out, err := check([]byte(bad)); err == nil {
+		t.Fatalf("dahdi_cfg accepted a bad span line:\n%s", out)
 	}
 }

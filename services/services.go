@@ -1,7 +1,9 @@
 // Package services renders the Asterisk configuration faxbox runs with, from
 // faxbox's own configuration, so one file describes the box. RenderTo writes
 // asterisk.conf, modules.conf, logger.conf, manager.conf, pjsip.conf,
-// extensions.conf, res_fax.conf, udptl.conf, rtp.conf and indications.conf.
+// extensions.conf, res_fax.conf, udptl.conf, rtp.conf and indications.conf,
+// and chan_dahdi.conf on a box with DAHDI line cards (cfg.DAHDI; dahdi/
+// renders it and DAHDI's own system.conf).
 //
 // # Dialplan contract (faxbox-send)
 //
@@ -45,11 +47,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"text/template"
 
+	"github.com/faxbox/faxbox/dahdi"
 	"github.com/faxbox/faxbox/firmware/config"
 )
 
@@ -92,7 +96,13 @@ type view struct {
 	Dirs     map[string]string
 	// CallbackNumber is the inbound callback extension ("" = off).
 	CallbackNumber string
+	// DAHDI: the box has DAHDI line cards (chan_dahdi.conf is rendered).
+	DAHDI bool
 }
+
+// DAHDIModules are loaded on a box with DAHDI line cards: the channel
+// driver, and ExecIf for the dialplan's DAHDI-only steps.
+var DAHDIModules = []string{"chan_dahdi.so", "app_exec.so"}
 
 // Render produces the configuration files for cfg.Asterisk.
 func Render(cfg config.Config) (Files, error) {
@@ -150,6 +160,15 @@ func Render(cfg config.Config) (Files, error) {
 		}
 	}
 	v := view{A: a, Modules: Modules, CallbackNumber: cfg.Calls.Callback.Number}
+	var chanDahdi []byte
+	if cfg.DAHDI != nil && len(cfg.DAHDI.Spans) > 0 {
+		var err error
+		if _, chanDahdi, err = dahdi.Render(*cfg.DAHDI); err != nil {
+			errs = append(errs, err)
+		}
+		v.DAHDI = true
+		v.Modules = append(slices.Clip(Modules), DAHDIModules...)
+	}
 	if n := v.CallbackNumber; n != "" && (len(n) > 20 || strings.Trim(n, "0123456789") != "") {
 		errs = append(errs, fmt.Errorf("calls.callback.number %q: digits", n))
 	}
@@ -190,6 +209,9 @@ func Render(cfg config.Config) (Files, error) {
 			return nil, fmt.Errorf("services: %s: %w", e.Name(), err)
 		}
 		out[strings.TrimSuffix(e.Name(), ".tmpl")] = buf.Bytes()
+	}
+	if v.DAHDI {
+		out["chan_dahdi.conf"] = chanDahdi
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/faxbox/faxbox/dahdi"
 	"github.com/faxbox/faxbox/firmware/config"
 )
 
@@ -106,5 +107,36 @@ func TestRenderTo(t *testing.T) {
 	st, _ := os.Stat(filepath.Join(dir, "manager.conf"))
 	if st.Mode().Perm()&0o004 != 0 {
 		t.Errorf("manager.conf is world-readable: %v", st.Mode())
+	}
+}
+
+// TestDAHDI: a box with DAHDI line cards gets chan_dahdi.conf, loads
+// chan_dahdi and puts the echo canceller into fax mode on DAHDI calls; a
+// box without gets none of it (the lab's golden files above).
+func TestDAHDI(t *testing.T) {
+	c := sample()
+	c.DAHDI = &dahdi.Config{Spans: []dahdi.Span{{Type: "fxo", First: 1, Channels: 4, Group: 1}}}
+	files, err := Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(files["chan_dahdi.conf"]), "signalling = fxs_ks") || !strings.Contains(string(files["chan_dahdi.conf"]), "context = faxbox-receive") {
+		t.Errorf("chan_dahdi.conf:\n%s", files["chan_dahdi.conf"])
+	}
+	for _, m := range []string{"load => chan_dahdi.so", "load => app_exec.so"} {
+		if !strings.Contains(string(files["modules.conf"]), m) {
+			t.Errorf("modules.conf lacks %s", m)
+		}
+	}
+	if n := strings.Count(string(files["extensions.conf"]), "Set(CHANNEL(echocan_mode)=fax)"); n != 2 {
+		t.Errorf("echocan_mode=fax %d times in extensions.conf (send and receive)", n)
+	}
+	plain, _ := Render(sample())
+	if _, ok := plain["chan_dahdi.conf"]; ok || strings.Contains(string(plain["modules.conf"]), "chan_dahdi") || len(Modules) != strings.Count(string(plain["modules.conf"]), "load =>") {
+		t.Error("a box without DAHDI renders DAHDI parts")
+	}
+	c.DAHDI.Context = "evil]\n[x"
+	if _, err := Render(c); err == nil {
+		t.Error("a context that breaks chan_dahdi.conf was rendered")
 	}
 }

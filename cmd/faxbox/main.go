@@ -1,7 +1,7 @@
 // Command faxbox is the fax and callback appliance's supervisor.
 //
 //	faxbox serve [-config FILE] [-listen ADDR] [-data DIR] [-token TOKEN]
-//	faxbox render-config -config FILE -out DIR
+//	faxbox render-config -config FILE [-out DIR] [-dahdi-out DIR]
 //	faxbox version
 package main
 
@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/faxbox/faxbox/dahdi"
 	"github.com/faxbox/faxbox/firmware/box"
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/services"
@@ -53,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, `usage:
   faxbox serve [-config FILE] [-listen ADDR] [-data DIR] [-token TOKEN]
-  faxbox render-config -config FILE -out DIR
+  faxbox render-config -config FILE [-out DIR] [-dahdi-out DIR]
   faxbox version`)
 }
 
@@ -101,17 +102,20 @@ func serve(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// renderConfig writes the Asterisk configuration for the config file.
+// renderConfig writes the Asterisk configuration (-out) and DAHDI's
+// system.conf (-dahdi-out) for the config file, and prints the files written.
+// A box without DAHDI spans gets no system.conf (and exit status 0).
 func renderConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("render-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (JSON) with an asterisk section")
 	out := fs.String("out", "", "directory to write the Asterisk configuration into")
+	dahdiOut := fs.String("dahdi-out", "", "directory to write DAHDI's system.conf into")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *cfgPath == "" || *out == "" {
-		fmt.Fprintln(stderr, "faxbox render-config: -config and -out are required")
+	if *cfgPath == "" || *out == "" && *dahdiOut == "" {
+		fmt.Fprintln(stderr, "faxbox render-config: -config and -out or -dahdi-out are required")
 		return 2
 	}
 	cfg, err := config.Load(*cfgPath)
@@ -119,13 +123,27 @@ func renderConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "faxbox:", err)
 		return 1
 	}
-	names, err := services.RenderTo(cfg, *out)
-	if err != nil {
-		fmt.Fprintln(stderr, "faxbox:", err)
-		return 1
+	var written []string
+	if *out != "" {
+		names, err := services.RenderTo(cfg, *out)
+		if err != nil {
+			fmt.Fprintln(stderr, "faxbox:", err)
+			return 1
+		}
+		for _, n := range names {
+			written = append(written, filepath.Join(*out, n))
+		}
 	}
-	for _, n := range names {
-		fmt.Fprintln(stdout, filepath.Join(*out, n))
+	if *dahdiOut != "" && cfg.DAHDI != nil {
+		path, err := dahdi.WriteSystemConf(*cfg.DAHDI, *dahdiOut)
+		if err != nil {
+			fmt.Fprintln(stderr, "faxbox:", err)
+			return 1
+		}
+		written = append(written, path)
+	}
+	for _, p := range written {
+		fmt.Fprintln(stdout, p)
 	}
 	return 0
 }

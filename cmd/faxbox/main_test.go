@@ -214,3 +214,37 @@ func TestKill9MidQueue(t *testing.T) {
 		t.Logf("last faxbox log:\n%s", p.log)
 	}
 }
+
+// TestRenderConfigDAHDI: on a pc-x86 board (one 4-port FXO card) render-config
+// writes chan_dahdi.conf beside the Asterisk files and system.conf into
+// -dahdi-out; without line cards, -dahdi-out writes nothing.
+func TestRenderConfigDAHDI(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "faxbox.json")
+	os.WriteFile(cfg, []byte(`{"panel":{"board":"pc-x86"},"asterisk":{"ami_secret":"s3cretpass"}}`), 0o600)
+	var out, errb bytes.Buffer
+	if rc := run([]string{"render-config", "-config", cfg, "-out", filepath.Join(dir, "ast"), "-dahdi-out", filepath.Join(dir, "dahdi")}, &out, &errb); rc != 0 {
+		t.Fatalf("render-config: %d %s", rc, errb.String())
+	}
+	sys, err := os.ReadFile(filepath.Join(dir, "dahdi", "system.conf"))
+	if err != nil || !strings.Contains(string(sys), "fxsks = 1-4") {
+		t.Fatalf("system.conf: %v\n%s", err, sys)
+	}
+	if ch, err := os.ReadFile(filepath.Join(dir, "ast", "chan_dahdi.conf")); err != nil || !strings.Contains(string(ch), "channel => 1-4") {
+		t.Fatalf("chan_dahdi.conf: %v\n%s", err, ch)
+	}
+	if !strings.Contains(out.String(), filepath.Join(dir, "dahdi", "system.conf")) {
+		t.Errorf("written files not listed: %s", out.String())
+	}
+	os.WriteFile(cfg, []byte(`{"asterisk":{"ami_secret":"s3cretpass"}}`), 0o600)
+	out.Reset()
+	if rc := run([]string{"render-config", "-config", cfg, "-dahdi-out", filepath.Join(dir, "none")}, &out, &errb); rc != 0 || out.Len() != 0 {
+		t.Fatalf("no line cards: %d %q", rc, out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "none")); !os.IsNotExist(err) {
+		t.Fatalf("a DAHDI directory was made for a box without line cards: %v", err)
+	}
+	if rc := run([]string{"render-config", "-config", cfg}, &out, &errb); rc != 2 {
+		t.Fatalf("no output directory: %d", rc)
+	}
+}

@@ -54,6 +54,7 @@ type Box struct {
 	srv       *http.Server
 	ami       *ami.Client
 	asterisk  map[string]*asterisk.Dialler
+	cards     *lineCards // nil without DAHDI line groups
 	panelStop func()
 	started   time.Time
 	purge     clock.Timer
@@ -147,6 +148,9 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Box, error) {
 	}
 	sink.e = eng
 	b.Engine = eng
+	if b.cards != nil {
+		b.cards.attach(eng)
+	}
 	if err := eng.Start(ctx); err != nil {
 		eng.Close()
 		st.Close()
@@ -210,7 +214,11 @@ func (s *sinkProxy) Result(r dialler.Result)     { s.e.Result(r) }
 
 func (b *Box) extra() map[string]any {
 	sent, failed := b.Sender.Stats()
-	return map[string]any{"webhooks_pending": b.Sender.Pending(), "webhooks_sent_total": sent, "webhook_failures_total": failed}
+	m := map[string]any{"webhooks_pending": b.Sender.Pending(), "webhooks_sent_total": sent, "webhook_failures_total": failed}
+	if b.cards != nil {
+		m["dahdi_alarms"] = b.cards.alarms() // ["span 1: Red Alarm", "channel 3: Red Alarm"]
+	}
+	return m
 }
 
 func (b *Box) schedulePurge() {
@@ -295,8 +303,12 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 	a := cfg.Asterisk
 	b.asterisk = map[string]*asterisk.Dialler{}
 	var ds []*asterisk.Dialler
+	cards := b.dahdiLineCards(cfg, need, o.Log)
 	client, err := ami.Dial(ctx, ami.Config{Addr: a.AMIAddr, Username: a.AMIUser, Secret: a.AMISecret, Log: o.Log,
 		OnConnect: func(ctx context.Context, c *ami.Client) {
+			if cards != nil {
+				cards.load(ctx, c)
+			}
 			if c.Reconnects() == 0 {
 				return
 			}
@@ -334,6 +346,9 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 	b.ami = client
 	go func() {
 		for m := range client.Events() {
+			if cards != nil && cards.handle(m) {
+				continue
+			}
 			for _, d := range ds {
 				d.Handle(m)
 			}

@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/faxbox/faxbox/board"
+	"github.com/faxbox/faxbox/dahdi"
 	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/firmware/scheduler"
 )
@@ -43,6 +46,11 @@ type Config struct {
 	Asterisk   *Asterisk   `json:"asterisk,omitempty"`
 	Compat     Compat      `json:"compat"`
 	Panel      Panel       `json:"panel"`
+	// DAHDI: the box's DAHDI line cards (tone zone, echo canceller, inbound
+	// context, spans). Spans left out come from the board profile named by
+	// panel.board. With an asterisk section, Load adds a line group for each
+	// DAHDI line group the spans make (see ResolveDAHDI).
+	DAHDI *dahdi.Config `json:"dahdi,omitempty"`
 }
 
 // JobDefaults apply when a submission leaves a field out.
@@ -251,7 +259,56 @@ func Load(path string) (Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return c, fmt.Errorf("config: %s: %w", path, err)
 	}
+	if err := c.ResolveDAHDI(); err != nil {
+		return c, fmt.Errorf("config: %s: %w", path, err)
+	}
 	return c, nil
+}
+
+// ResolveDAHDI settles the DAHDI hardware: the dahdi section's spans, or
+// when it lists none, the board profile's (panel.board); c.DAHDI is nil
+// afterwards when there are no spans. With an asterisk section, every DAHDI
+// line group (dahdi.LineGroups) joins line_groups: a configured group of the
+// same name keeps its own settings and takes the DAHDI dial string and
+// channel count where it leaves them out. Calling it twice changes nothing.
+func (c *Config) ResolveDAHDI() error {
+	var d dahdi.Config
+	if c.DAHDI != nil {
+		d = *c.DAHDI
+	}
+	if len(d.Spans) == 0 && c.Panel.Board != "" {
+		p, err := board.Load(c.Panel.Board)
+		if err != nil {
+			return err
+		}
+		d.Spans = p.DAHDI
+	}
+	if len(d.Spans) == 0 {
+		c.DAHDI = nil
+		return nil
+	}
+	groups, err := dahdi.LineGroups(d)
+	if err != nil {
+		return err
+	}
+	c.DAHDI = &d
+	if c.Asterisk == nil {
+		return nil
+	}
+	for _, dg := range groups {
+		i := slices.IndexFunc(c.LineGroups, func(g LineGroup) bool { return g.Name == dg.Name })
+		if i < 0 {
+			c.LineGroups = append(c.LineGroups, LineGroup{Name: dg.Name, Channels: dg.Channels, Dial: dg.Dial})
+			continue
+		}
+		if g := &c.LineGroups[i]; g.Dial == "" {
+			g.Dial = dg.Dial
+			if g.Channels == 0 {
+				g.Channels = dg.Channels
+			}
+		}
+	}
+	return nil
 }
 
 var (

@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/faxbox/faxbox/dahdi"
 )
 
 func TestLoadOverDefaults(t *testing.T) {
@@ -60,6 +63,7 @@ func TestREADMEDocumentsEveryKey(t *testing.T) {
 	}
 	d := Default()
 	d.Asterisk = &Asterisk{Trunk: &Trunk{}}
+	d.DAHDI = &dahdi.Config{}
 	raw, _ := json.Marshal(d)
 	var m map[string]any
 	json.Unmarshal(raw, &m)
@@ -91,5 +95,51 @@ func TestREADMEDocumentsEveryKey(t *testing.T) {
 		if !found && strings.Contains(k, "_") || !found && strings.Contains(k, ".") {
 			t.Errorf("README documents %s, which is not a config key", k)
 		}
+	}
+}
+
+// TestDAHDILineGroups: the board's FXO card becomes a line group dialling
+// DAHDI/g1; a configured group of that name keeps its prefixes and windows;
+// the config's spans replace the board's; a bad span is refused at load.
+func TestDAHDILineGroups(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.json")
+	load := func(js string) (Config, error) {
+		t.Helper()
+		os.WriteFile(p, []byte(js), 0o600)
+		return Load(p)
+	}
+	c, err := load(`{"panel":{"board":"pc-x86"},"asterisk":{}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.LineGroups) != 1 || !reflect.DeepEqual(c.LineGroups[0], LineGroup{Name: "trunk", Channels: 4, Dial: "DAHDI/g1/%s"}) || c.DAHDI == nil || len(c.DAHDI.Spans) != 1 {
+		t.Fatalf("line groups %+v, dahdi %+v", c.LineGroups, c.DAHDI)
+	}
+	c, err = load(`{"panel":{"board":"pc-x86"},"asterisk":{},"line_groups":[{"name":"trunk","prefixes":["0"],"windows":["08:00-20:00"]}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := c.LineGroups; len(g) != 1 || g[0].Dial != "DAHDI/g1/%s" || g[0].Channels != 4 || g[0].Prefixes[0] != "0" || len(g[0].Windows) != 1 {
+		t.Fatalf("merged group %+v", g)
+	}
+	c, err = load(`{"panel":{"board":"pc-x86"},"asterisk":{},"dahdi":{"tone_zone":"us","spans":[{"type":"e1","first":1,"group":2,"line_group":"isdn"}]}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := c.LineGroups; len(g) != 1 || !reflect.DeepEqual(g[0], LineGroup{Name: "isdn", Channels: 30, Dial: "DAHDI/g2/%s"}) || c.DAHDI.ToneZone != "us" {
+		t.Fatalf("config spans: %+v", g)
+	}
+	// Without Asterisk there is nothing to dial DAHDI with: no line group.
+	if c, err = load(`{"panel":{"board":"pc-x86"}}`); err != nil || len(c.LineGroups) != 0 || c.DAHDI == nil {
+		t.Fatalf("no asterisk: %+v %v", c.LineGroups, err)
+	}
+	if c, err = load(`{}`); err != nil || c.DAHDI != nil {
+		t.Fatalf("no board: %+v %v", c.DAHDI, err)
+	}
+	if _, err = load(`{"asterisk":{},"dahdi":{"spans":[{"type":"fxo","first":1,"channels":2},{"type":"fxo","first":2,"channels":2}]}}`); err == nil || !strings.Contains(err.Error(), "used twice") {
+		t.Fatalf("overlapping spans: %v", err)
+	}
+	if _, err = load(`{"dahdi":{"context":"x]\n[evil","spans":[{"type":"fxo","first":1,"channels":2}]}}`); err == nil {
+		t.Fatal("a context that breaks chan_dahdi.conf was accepted")
 	}
 }

@@ -667,10 +667,21 @@ func (e *Engine) setLineLocked(group string, idx int, state string, j *job.Job, 
 	if j != nil {
 		ls.JobID, ls.To, ls.Page, ls.Pages = j.ID, j.To, page, pages
 	}
-	if ls.Busy && state == "idle" {
-		ls.State = "busied_out"
+	if state == "idle" {
+		ls.State = idleState(ls)
 	}
 	e.cfg.Bus.Publish(events.LineChanged, *ls)
+}
+
+// idleState is what an idle line shows: made busy wins over down.
+func idleState(ls *dialler.LineState) string {
+	switch {
+	case ls.Busy:
+		return "busied_out"
+	case !ls.Healthy:
+		return "down"
+	}
+	return "idle"
 }
 
 // Result implements dialler.Sink: the attempt ended.
@@ -849,13 +860,40 @@ func (e *Engine) SetLineBusy(lineID string, busy bool) error {
 	ls := e.lines[lineID]
 	ls.Busy = busy
 	if ls.JobID == "" {
-		ls.State = "idle"
-		if busy {
-			ls.State = "busied_out"
-		}
+		ls.State = idleState(ls)
 	}
 	e.cfg.Bus.Publish(events.LineChanged, *ls)
 	if !busy {
+		e.kickLocked()
+	}
+	return nil
+}
+
+// SetGroupDown says how many of group's channels cannot carry calls now (a
+// line card or span alarm, from dahdi.State.Down): that many of its lines,
+// counted from the last, show "down" and take no new call (a call in
+// progress finishes); the others are back in service.
+func (e *Engine) SetGroupDown(group string, n int) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	changed, err := e.sched.SetDown(group, n)
+	if err != nil || !changed {
+		return err
+	}
+	up := false
+	for _, l := range e.sched.Lines() {
+		ls := e.lines[scheduler.LineID(l.Group, l.Index)]
+		if l.Group != group || ls == nil || ls.Healthy == !l.Down {
+			continue
+		}
+		ls.Healthy = !l.Down
+		up = up || ls.Healthy
+		if ls.JobID == "" {
+			ls.State = idleState(ls)
+		}
+		e.cfg.Bus.Publish(events.LineChanged, *ls)
+	}
+	if up {
 		e.kickLocked()
 	}
 	return nil

@@ -332,3 +332,51 @@ func TestCallingWindow(t *testing.T) {
 		t.Fatalf("dialled at %s", got)
 	}
 }
+
+// TestGroupDown: a line card alarm takes lines out of their group; a job
+// waits while every line is down and goes out when one comes back.
+func TestGroupDown(t *testing.T) {
+	h := start(t, t.TempDir(), 3)
+	if err := h.e.SetGroupDown("test", 3); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range h.e.Lines() {
+		if l.State != "down" || l.Healthy {
+			t.Fatalf("line %s/%d: %s healthy=%v, want down", l.Group, l.Index, l.State, l.Healthy)
+		}
+	}
+	h.submit(t, "j1", "99990001", 1, time.Second)
+	time.Sleep(300 * time.Millisecond)
+	if j, _ := h.e.Get("j1"); j.Status != job.Ready {
+		t.Fatalf("with every line down the job is %s, want ready (waiting for a line)", j.Status)
+	}
+	h.rec.mu.Lock()
+	dials := h.rec.dials["j1"]
+	h.rec.mu.Unlock()
+	if dials != 0 {
+		t.Fatalf("dialled %d times on lines that are down", dials)
+	}
+	if err := h.e.SetGroupDown("test", 1); err != nil {
+		t.Fatal(err)
+	}
+	h.wait(t, "j1", job.Delivered)
+	var states []string
+	for _, l := range h.e.Lines() {
+		states = append(states, l.State)
+	}
+	if fmt.Sprint(states) != "[idle idle down]" {
+		t.Fatalf("one line down: %v", states)
+	}
+	h.e.SetLineBusy("test/3", true)
+	h.e.SetGroupDown("test", 0)
+	states = states[:0]
+	for _, l := range h.e.Lines() {
+		states = append(states, l.State)
+	}
+	if fmt.Sprint(states) != "[idle idle busied_out]" {
+		t.Fatalf("alarm cleared, line 3 made busy: %v", states)
+	}
+	if err := h.e.SetGroupDown("nosuch", 1); err == nil {
+		t.Fatal("an unknown group was accepted")
+	}
+}

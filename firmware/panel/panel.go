@@ -56,12 +56,13 @@ const (
 	DiskFull      Alarm = "disk over 90%"
 	TimeNotSet    Alarm = "time not set"
 	HardwareFault Alarm = "panel hardware missing"
+	LineCardAlarm Alarm = "line card alarm"
 )
 
 // Line is one line's state as the panel sees it.
 type Line struct {
 	ID    string // "trunk/1"
-	State string // idle|dialing|ringing|sending|voice|busied_out
+	State string // idle|dialing|ringing|sending|voice|busied_out|down (line card alarm: dark, the alarm LED flashes)
 	JobID string
 	To    string
 	Page  int

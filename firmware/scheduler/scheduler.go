@@ -37,6 +37,7 @@ type Group struct {
 
 type line struct {
 	busy  bool // made busy (out of service)
+	down  bool // its channel cannot carry calls (a line card alarm)
 	jobID string
 	to    string
 }
@@ -185,7 +186,7 @@ func (s *Scheduler) Next() []Assignment {
 
 func (g *Group) free() int {
 	for i, l := range g.lines {
-		if !l.busy && l.jobID == "" {
+		if !l.busy && !l.down && l.jobID == "" {
 			return i
 		}
 	}
@@ -231,11 +232,30 @@ func (s *Scheduler) SetBusy(group string, idx int, busy bool) error {
 	return nil
 }
 
+// SetDown marks the last n lines of group as down (their channels cannot
+// carry calls: a line card or span alarm) and the others as up; it reports
+// whether any line changed. A line in a call finishes its call first.
+func (s *Scheduler) SetDown(group string, n int) (bool, error) {
+	g, ok := s.byName[group]
+	if !ok {
+		return false, fmt.Errorf("scheduler: no line group %s", group)
+	}
+	changed := false
+	for i := range g.lines {
+		down := i >= len(g.lines)-n
+		if g.lines[i].down != down {
+			g.lines[i].down, changed = down, true
+		}
+	}
+	return changed, nil
+}
+
 // LineInfo describes one line.
 type LineInfo struct {
 	Group string
 	Index int
 	Busy  bool
+	Down  bool
 	JobID string
 	Test  bool
 }
@@ -245,7 +265,7 @@ func (s *Scheduler) Lines() []LineInfo {
 	var out []LineInfo
 	for _, g := range s.groups {
 		for i, l := range g.lines {
-			out = append(out, LineInfo{Group: g.Name, Index: i, Busy: l.busy, JobID: l.jobID, Test: g.Test})
+			out = append(out, LineInfo{Group: g.Name, Index: i, Busy: l.busy, Down: l.down, JobID: l.jobID, Test: g.Test})
 		}
 	}
 	return out

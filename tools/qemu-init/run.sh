@@ -4,7 +4,7 @@
 #
 #   tools/qemu-init/run.sh FAXBOX_BINARY (static, linux/amd64)
 #
-# /etc/init.d/rcS starts S95faxbox, a check fetches /healthz, then poweroff
+# /etc/init.d/rcS starts S20dahdi and S95faxbox, a check fetches /healthz, then poweroff
 # runs rcK, which stops faxbox; the console (stdout) carries the verdict lines
 # FAXBOX-INIT-HEALTHZ, FAXBOX-INIT-STOP and the tail of faxbox's log.
 set -euo pipefail
@@ -31,9 +31,12 @@ for a in $("$root/bin/busybox" --list); do [ -e "$root/bin/$a" ] || ln -s busybo
 ln -s /bin/busybox "$root/init"
 ln -s /bin/busybox "$root/sbin/init"
 cp "$bin" "$root/usr/bin/faxbox"
-cp "$here/../../services/init/S95faxbox" "$root/etc/init.d/"
+cp "$here/../../services/init/S20dahdi" "$here/../../services/init/S95faxbox" "$root/etc/init.d/"
+# The pc-x86 board carries a 4-port FXO card: S20dahdi renders its
+# system.conf (there is no DAHDI driver in this kernel, so it stops there).
 cat > "$root/etc/faxbox/faxbox.json" <<'JSON'
-{"listen": "127.0.0.1:8080", "data_dir": "/var/lib/faxbox", "tokens": ["qemu-init-token"], "limits": {"min_free_bytes": 0}}
+{"listen": "127.0.0.1:8080", "data_dir": "/var/lib/faxbox", "tokens": ["qemu-init-token"], "limits": {"min_free_bytes": 0},
+ "panel": {"board": "pc-x86"}}
 JSON
 cat > "$root/etc/inittab" <<'TAB'
 ::sysinit:/etc/init.d/rcS
@@ -53,6 +56,7 @@ for i in $(seq 1 50); do
   sleep 0.2
 done
 echo "FAXBOX-INIT-HEALTHZ $ok"
+sed -n 's/^fxsks = /FAXBOX-INIT-DAHDI fxsks = /p' /var/lib/faxbox/dahdi/system.conf
 /etc/init.d/S95faxbox status
 poweroff
 RCS
