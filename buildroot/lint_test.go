@@ -6,6 +6,7 @@ package buildroot
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -77,5 +78,38 @@ func TestDefconfigsHaveRequiredSymbols(t *testing.T) {
 	}
 	if pc := read(t, "configs/faxbox_pc_x86_64_defconfig"); !strings.Contains(pc, "BR2_PACKAGE_DAHDI_LINUX=y") || !strings.Contains(pc, "BR2_PACKAGE_LIBPRI=y") {
 		t.Error("the pc_x86_64 image needs DAHDI and libpri")
+	}
+}
+
+// TestBoardFiles: every file a defconfig names under the external tree
+// exists (scripts executable), and GRUB's root=PARTUUID is the root
+// partition's UUID in the pc_x86_64 genimage.cfg.
+func TestBoardFiles(t *testing.T) {
+	ref := regexp.MustCompile(`\$\(BR2_EXTERNAL_FAXBOX_PATH\)/([A-Za-z0-9_./-]+)`)
+	defs, _ := filepath.Glob("configs/*_defconfig")
+	for _, d := range defs {
+		for _, m := range ref.FindAllStringSubmatch(read(t, d), -1) {
+			st, err := os.Stat(m[1])
+			if err != nil {
+				t.Errorf("%s names %s: %v", filepath.Base(d), m[1], err)
+				continue
+			}
+			if strings.HasSuffix(m[1], ".sh") && st.Mode()&0o111 == 0 {
+				t.Errorf("%s is not executable", m[1])
+			}
+		}
+	}
+	gi := read(t, "board/faxbox/pc-x86_64/genimage.cfg")
+	uuid := regexp.MustCompile(`partition root \{[^}]*partition-uuid = ([0-9a-f-]{36})`).FindStringSubmatch(gi)
+	if uuid == nil {
+		t.Fatal("pc-x86_64/genimage.cfg: the root partition has no partition-uuid")
+	}
+	if g := read(t, "board/faxbox/pc-x86_64/grub.cfg"); !strings.Contains(g, "root=PARTUUID="+uuid[1]+" ") {
+		t.Errorf("grub.cfg does not boot the root partition %s", uuid[1])
+	}
+	for _, want := range []string{"partition boot {", "partition-type-uuid = U", "bootable = true", `label = "faxbox-data"`, "empty = true", `image = "rootfs.squashfs"`} {
+		if !strings.Contains(gi, want) {
+			t.Errorf("pc-x86_64/genimage.cfg lacks %q", want)
+		}
 	}
 }
