@@ -9,7 +9,9 @@ import (
 )
 
 // TestInitScriptsBootInQemu boots S20dahdi and S95faxbox under BusyBox init
-// in qemu (tools/qemu-init): S20dahdi renders the board's system.conf (the
+// in qemu (tools/qemu-init): the first script makes the box's config with a
+// fresh API token (faxbox firstboot), which the API then accepts; S20dahdi
+// renders the board's system.conf (the
 // kernel has no DAHDI driver, so it stops there); faxbox starts from its
 // script, answers /healthz, and stops cleanly on poweroff.
 func TestInitScriptsBootInQemu(t *testing.T) {
@@ -24,7 +26,7 @@ func TestInitScriptsBootInQemu(t *testing.T) {
 	if err != nil {
 		t.Fatalf("qemu: %v\n%s", err, console)
 	}
-	for _, want := range []string{"Starting dahdi: no DAHDI hardware", "FAXBOX-INIT-DAHDI fxsks = 1-4", "Starting faxbox: OK", "FAXBOX-INIT-HEALTHZ yes", "FAXBOX-INIT-STOP /etc/init.d/S95faxbox ok", `msg="faxbox ready"`, `msg="faxbox stopped"`} {
+	for _, want := range []string{"faxbox: first boot: API token ", "FAXBOX-INIT-AUTH yes", "Starting dahdi: no DAHDI hardware", "FAXBOX-INIT-DAHDI fxsks = 1-4", "Starting faxbox: OK", "FAXBOX-INIT-HEALTHZ yes", "FAXBOX-INIT-STOP /etc/init.d/S95faxbox ok", `msg="faxbox ready"`, `msg="faxbox stopped"`} {
 		if !strings.Contains(console, want) {
 			t.Errorf("the boot did not show %q", want)
 		}

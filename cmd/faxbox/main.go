@@ -2,6 +2,7 @@
 //
 //	faxbox serve [-config FILE] [-listen ADDR] [-data DIR] [-token TOKEN]
 //	faxbox render-config -config FILE [-out DIR] [-dahdi-out DIR]
+//	faxbox firstboot -base FILE -out FILE
 //	faxbox version
 package main
 
@@ -39,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "render-config":
 		return renderConfig(args[1:], stdout, stderr)
+	case "firstboot":
+		return firstBoot(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "faxbox", version)
 		return 0
@@ -55,6 +58,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, `usage:
   faxbox serve [-config FILE] [-listen ADDR] [-data DIR] [-token TOKEN]
   faxbox render-config -config FILE [-out DIR] [-dahdi-out DIR]
+  faxbox firstboot -base FILE -out FILE
   faxbox version`)
 }
 
@@ -144,6 +148,30 @@ func renderConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, p := range written {
 		fmt.Fprintln(stdout, p)
+	}
+	return 0
+}
+
+// firstBoot makes the box's own config from the image's default when it has
+// none yet (config.FirstBoot) and prints the API token it generated.
+func firstBoot(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("firstboot", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	base := fs.String("base", "/etc/faxbox/faxbox.json", "the image's default configuration")
+	out := fs.String("out", "/var/lib/faxbox/faxbox.json", "the box's own configuration (data partition)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	tok, created, err := config.FirstBoot(*base, *out)
+	if err != nil {
+		fmt.Fprintln(stderr, "faxbox:", err)
+		return 1
+	}
+	if created {
+		fmt.Fprintln(stdout, "faxbox: first boot: made", *out)
+	}
+	if tok != "" {
+		fmt.Fprintln(stdout, "faxbox: first boot: API token", tok)
 	}
 	return 0
 }

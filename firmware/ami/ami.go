@@ -148,7 +148,13 @@ type Config struct {
 	Timeout time.Duration
 	// EventBuffer is the events channel's size (default 1024).
 	EventBuffer int
-	Log         *slog.Logger
+	// Background: Dial returns at once even when the first login fails (an
+	// appliance's supervisor starts before its Asterisk listens); the client
+	// keeps trying with backoff, Connected reports false until it is in,
+	// and OnConnect runs on the first success. A refused login (ErrLogin)
+	// still fails Dial: that is a wrong secret, not a slow start.
+	Background bool
+	Log        *slog.Logger
 }
 
 // Client is a connection to Asterisk that reconnects by itself.
@@ -202,9 +208,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{cfg: cfg, events: make(chan Message, cfg.EventBuffer), pending: map[string]*call{}, up: make(chan struct{}), done: make(chan struct{})}
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	conn, r, err := c.connect(ctx)
-	if err != nil {
+	if err != nil && (!cfg.Background || errors.Is(err, ErrLogin)) {
 		c.stop()
 		return nil, err
+	}
+	if err != nil {
+		cfg.Log.Warn("ami: not connected yet; retrying in the background", "addr", cfg.Addr, "err", err)
 	}
 	go c.loop(conn, r)
 	return c, nil
@@ -259,16 +268,20 @@ func (c *Client) connect(ctx context.Context) (net.Conn, *bufio.Reader, error) {
 	return conn, r, nil
 }
 
-// loop reads until the connection breaks, then reconnects with backoff.
+// loop reads until the connection breaks, then reconnects with backoff. A
+// nil conn (Background, first login failed) starts with the reconnecting.
 func (c *Client) loop(conn net.Conn, r *bufio.Reader) {
 	defer close(c.done)
 	defer close(c.events)
 	for {
-		kctx, kstop := context.WithCancel(c.ctx)
-		go c.keepalive(kctx, conn)
-		err := c.read(r)
-		kstop()
-		conn.Close()
+		err := errors.New("not connected yet")
+		if conn != nil {
+			kctx, kstop := context.WithCancel(c.ctx)
+			go c.keepalive(kctx, conn)
+			err = c.read(r)
+			kstop()
+			conn.Close()
+		}
 		c.mu.Lock()
 		c.conn = nil
 		for id, p := range c.pending {
@@ -280,7 +293,9 @@ func (c *Client) loop(conn net.Conn, r *bufio.Reader) {
 		if closed {
 			return
 		}
-		c.cfg.Log.Warn("ami: connection lost; reconnecting", "addr", c.cfg.Addr, "err", err)
+		if conn != nil {
+			c.cfg.Log.Warn("ami: connection lost; reconnecting", "addr", c.cfg.Addr, "err", err)
+		}
 		backoff := 100 * time.Millisecond
 		for {
 			select {

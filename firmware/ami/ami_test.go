@@ -25,7 +25,11 @@ type fakeAMI struct {
 }
 
 func newFake(t *testing.T, handle func(w *bufio.Writer, m Message)) *fakeAMI {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return newFakeAt(t, "127.0.0.1:0", handle)
+}
+
+func newFakeAt(t *testing.T, addr string, handle func(w *bufio.Writer, m Message)) *fakeAMI {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,4 +306,44 @@ func BenchmarkParse(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/el.Seconds(), "events/s")
 	b.Logf("AMI parser: %.0f events/s (github.com/staskobzar/goami2 is not served by the module proxy here: v1.0.0–v1.7.0 and @latest refused, so no side-by-side figure)", float64(total)/el.Seconds())
+}
+
+// TestBackgroundDial: with Background, Dial returns while nothing listens;
+// the client connects once the manager comes up, runs OnConnect and serves
+// actions. Without it, Dial fails.
+func TestBackgroundDial(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	if _, err := Dial(context.Background(), Config{Addr: addr, Username: "u", Secret: "s"}); err == nil {
+		t.Fatal("Dial without Background succeeded with nothing listening")
+	}
+	connected := make(chan struct{}, 1)
+	c, err := Dial(context.Background(), Config{Addr: addr, Username: "u", Secret: "s", Background: true, Keepalive: time.Hour,
+		OnConnect: func(context.Context, *Client) { connected <- struct{}{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Connected() {
+		t.Fatal("connected to nothing")
+	}
+	time.Sleep(300 * time.Millisecond)
+	newFakeAt(t, addr, func(w *bufio.Writer, m Message) {
+		fmt.Fprintf(w, "Response: Success\r\nActionID: %s\r\nPing: Pong\r\n\r\n", m.Get("ActionID"))
+	})
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("never connected once the manager was up")
+	}
+	if !c.Connected() {
+		t.Fatal("OnConnect ran but Connected is false")
+	}
+	if m, err := c.Action(context.Background(), "Ping"); err != nil || m.Get("Ping") != "Pong" {
+		t.Fatalf("ping: %v %v", m, err)
+	}
 }

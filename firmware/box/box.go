@@ -304,7 +304,9 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 	b.asterisk = map[string]*asterisk.Dialler{}
 	var ds []*asterisk.Dialler
 	cards := b.dahdiLineCards(cfg, need, o.Log)
-	client, err := ami.Dial(ctx, ami.Config{Addr: a.AMIAddr, Username: a.AMIUser, Secret: a.AMISecret, Log: o.Log,
+	// Background: the box starts (queue, API, panel alarm "asterisk
+	// unreachable") while its Asterisk is still starting or down.
+	client, err := ami.Dial(ctx, ami.Config{Addr: a.AMIAddr, Username: a.AMIUser, Secret: a.AMISecret, Log: o.Log, Background: true,
 		OnConnect: func(ctx context.Context, c *ami.Client) {
 			if cards != nil {
 				cards.load(ctx, c)

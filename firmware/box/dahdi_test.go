@@ -24,8 +24,10 @@ type dahdiAMI struct {
 	lists int
 }
 
-func newDahdiAMI(t *testing.T) *dahdiAMI {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func newDahdiAMI(t *testing.T) *dahdiAMI { return newDahdiAMIAt(t, "127.0.0.1:0") }
+
+func newDahdiAMIAt(t *testing.T, addr string) *dahdiAMI {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,5 +141,32 @@ func TestDAHDIAlarmsTakeLinesDown(t *testing.T) {
 	waitFor("idle idle idle idle")
 	if in := e.box.panelInput(nil, ""); strings.Contains(fmt.Sprint(in.Alarms), "line card") {
 		t.Fatalf("alarm after clear: %v", in.Alarms)
+	}
+}
+
+// TestBoxStartsBeforeAsterisk: the box starts while its Asterisk does not
+// listen yet (boot order, a crashed Asterisk), shows the "asterisk
+// unreachable" alarm, and connects when the manager comes up.
+func TestBoxStartsBeforeAsterisk(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	e := startBox(t, func(c *config.Config) {
+		c.Asterisk = &config.Asterisk{AMIAddr: addr, AMIUser: "faxbox", AMISecret: "s3cretpass", SpoolDir: t.TempDir()}
+		c.LineGroups = []config.LineGroup{{Name: "sip", Channels: 1, Dial: "PJSIP/%s@trunk"}}
+	})
+	if in := e.box.panelInput(nil, ""); !strings.Contains(fmt.Sprint(in.Alarms), "asterisk unreachable") {
+		t.Fatalf("alarms without Asterisk: %v", in.Alarms)
+	}
+	newDahdiAMIAt(t, addr)
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Contains(fmt.Sprint(e.box.panelInput(nil, "").Alarms), "asterisk unreachable") {
+		if time.Now().After(deadline) {
+			t.Fatal("still unreachable after the manager came up")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

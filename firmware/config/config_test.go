@@ -143,3 +143,50 @@ func TestDAHDILineGroups(t *testing.T) {
 		t.Fatal("a context that breaks chan_dahdi.conf was accepted")
 	}
 }
+
+// TestFirstBoot: the image's default config becomes the box's own on the
+// data partition, with a fresh token and AMI secret; a second boot leaves it
+// alone; a broken default is refused without writing anything.
+func TestFirstBoot(t *testing.T) {
+	dir := t.TempDir()
+	base, out := filepath.Join(dir, "base.json"), filepath.Join(dir, "data", "faxbox.json")
+	os.WriteFile(base, []byte(`{"listen": "0.0.0.0:8080", "asterisk": {"ami_addr": "127.0.0.1:5038"}, "retention": "48h"}`), 0o644)
+	tok, created, err := FirstBoot(base, out)
+	if err != nil || !created || len(tok) != 32 {
+		t.Fatalf("first boot: %q %v %v", tok, created, err)
+	}
+	c, err := Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Tokens) != 1 || c.Tokens[0] != tok || len(c.Asterisk.AMISecret) != 32 || c.Listen != "0.0.0.0:8080" || c.Retention.D().Hours() != 48 {
+		t.Fatalf("config: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(out); st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v: the token is a secret", st.Mode())
+	}
+	before, _ := os.ReadFile(out)
+	if tok, created, err := FirstBoot(base, out); err != nil || created || tok != "" {
+		t.Fatalf("second boot: %q %v %v", tok, created, err)
+	}
+	if after, _ := os.ReadFile(out); string(after) != string(before) {
+		t.Fatal("the second boot changed the config")
+	}
+	// Tokens in the default are kept; a default that does not load is refused.
+	os.WriteFile(base, []byte(`{"tokens": ["given-token-1"]}`), 0o644)
+	out2 := filepath.Join(dir, "two.json")
+	if tok, created, err := FirstBoot(base, out2); err != nil || !created || tok != "" {
+		t.Fatalf("given token: %q %v %v", tok, created, err)
+	}
+	os.WriteFile(base, []byte(`{"tokenz": []}`), 0o644)
+	out3 := filepath.Join(dir, "three.json")
+	if _, _, err := FirstBoot(base, out3); err == nil {
+		t.Fatal("a default with an unknown key was accepted")
+	}
+	if _, err := os.Stat(out3); !os.IsNotExist(err) {
+		t.Fatal("a refused default left a file")
+	}
+}

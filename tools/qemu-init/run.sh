@@ -32,10 +32,12 @@ ln -s /bin/busybox "$root/init"
 ln -s /bin/busybox "$root/sbin/init"
 cp "$bin" "$root/usr/bin/faxbox"
 cp "$here/../../services/init/S20dahdi" "$here/../../services/init/S95faxbox" "$root/etc/init.d/"
-# The pc-x86 board carries a 4-port FXO card: S20dahdi renders its
-# system.conf (there is no DAHDI driver in this kernel, so it stops there).
+# The image's default config has no token: the first script to start makes
+# /var/lib/faxbox/faxbox.json with a fresh one (faxbox firstboot). The pc-x86
+# board carries a 4-port FXO card: S20dahdi renders its system.conf (there is
+# no DAHDI driver in this kernel, so it stops there).
 cat > "$root/etc/faxbox/faxbox.json" <<'JSON'
-{"listen": "127.0.0.1:8080", "data_dir": "/var/lib/faxbox", "tokens": ["qemu-init-token"], "limits": {"min_free_bytes": 0},
+{"listen": "127.0.0.1:8080", "data_dir": "/var/lib/faxbox", "limits": {"min_free_bytes": 0},
  "panel": {"board": "pc-x86"}}
 JSON
 cat > "$root/etc/inittab" <<'TAB'
@@ -56,6 +58,10 @@ for i in $(seq 1 50); do
   sleep 0.2
 done
 echo "FAXBOX-INIT-HEALTHZ $ok"
+tok=$(grep -o '"[0-9a-f]\{32\}"' /var/lib/faxbox/faxbox.json | head -1 | tr -d '"')
+auth=no
+wget -q -O - --header "Authorization: Bearer $tok" http://127.0.0.1:8080/v1/status 2>/dev/null | grep -q '"version"' && auth=yes
+echo "FAXBOX-INIT-AUTH $auth"
 sed -n 's/^fxsks = /FAXBOX-INIT-DAHDI fxsks = /p' /var/lib/faxbox/dahdi/system.conf
 /etc/init.d/S95faxbox status
 poweroff
