@@ -1,31 +1,47 @@
 // Package convert turns the documents of a fax job into one TIFF-F: CCITT G4,
-// 1728 pixels wide, at standard (204×98), fine (204×196) or superfine
-// (204×391) resolution, with a header line on every page.
+// exactly 1728 pixels wide, at standard (204×98), fine (204×196) or
+// superfine (204×391) dpi, every page as tall as the chosen paper (A4,
+// Letter, Legal) at that resolution, with an optional header line on every
+// page.
 //
 // Inputs are typed by content (Sniff). PDFs go to ghostscript as they are;
-// TIFFs of any compression through tiff2pdf; PNG, JPEG and plain text become
-// PostScript pages written here. All pages of a job are counted first (so
-// the header can say "page n/N" across every file), then rendered in ONE
-// ghostscript run whose EndPage procedure draws the header. The result is
-// validated page by page (firmware/tiff) before Convert returns.
+// TIFFs of any compression and width through tiff2pdf; PNG, JPEG and plain
+// text become PostScript pages written here (images decoded in Go, scaled to
+// fit and dithered by ghostscript; text in Courier, wrapped and paginated).
 //
-// ghostscript always runs with -dSAFER, in its own process group, under an
-// address-space limit and the context's deadline; a document with more than
-// MaxPages pages is refused before rendering.
+// All pages of a job are counted before anything is drawn, so the header
+// can say "page n/N" across every file and a job over MaxPages is refused
+// before rendering. Rendering is ONE ghostscript run per job: a generated
+// PostScript driver counts and checks every PDF (page count, page size),
+// installs an EndPage procedure that draws the header with a running page
+// number, then runs each document in order (a lone PDF is opened once, for
+// counting and drawing). The result is checked with firmware/tiff (every
+// page's structure, G4, width, height, and the page count against the count
+// made first) before it is renamed into place; Config.Decode adds decoding
+// every strip, which the engine does anyway before every dial.
+//
+// Hostile input: ghostscript always runs with -dSAFER -dBATCH -dNOPAUSE
+// -dNOINTERACT, allowed to read only the job's files, in its own process
+// group (killed as a whole at the deadline), under an address-space limit
+// (prlimit --as), as does tiff2pdf. Pages larger than 200 inches (the PDF
+// limit) and images larger than 20000 pixels a side or 100 megapixels are
+// refused, the latter before a pixel is decoded. Every failure caused by the
+// document wraps one of the sentinel errors, and no failure leaves the
+// output or a temporary file behind.
 package convert
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -33,7 +49,7 @@ import (
 	"github.com/faxbox/faxbox/firmware/tiff"
 )
 
-// Type of an input document.
+// Type of an input document, as Sniff finds it.
 type Type string
 
 // Input types.
@@ -45,7 +61,10 @@ const (
 	Text Type = "text"
 )
 
-// Sentinel errors.
+// Sentinel errors. Every error Convert returns because of the document wraps
+// one of them (a missing input wraps ErrUnreadable and os.ErrNotExist);
+// other errors (the caller's context.Canceled, a missing tool, a failing
+// disk) wrap none.
 var (
 	ErrUnreadable   = errors.New("convert: document unreadable")
 	ErrTooManyPages = errors.New("convert: too many pages")
@@ -54,9 +73,14 @@ var (
 	ErrTooLarge     = errors.New("convert: document too large")
 )
 
-// Code maps a conversion error to the job's failure code.
+// Code maps a conversion error to the job's failure code: document.* for
+// the sentinel errors, document.missing for a missing input, and
+// internal.error (retryable) for anything that is not the document's fault:
+// the caller cancelled, a tool is missing, the disk failed.
 func Code(err error) failure.Code {
 	switch {
+	case err == nil:
+		return ""
 	case errors.Is(err, ErrTooManyPages):
 		return failure.DocumentTooManyPages
 	case errors.Is(err, ErrTimeout):
@@ -67,13 +91,25 @@ func Code(err error) failure.Code {
 		return failure.DocumentTooLarge
 	case errors.Is(err, os.ErrNotExist):
 		return failure.DocumentMissing
+	case errors.Is(err, ErrUnreadable):
+		return failure.DocumentUnreadable
 	}
-	return failure.DocumentUnreadable
+	return failure.Internal
 }
 
-// Sniff types a document by its first bytes.
-func Sniff(h []byte) (Type, error) {
+// SniffLen is how many leading bytes Sniff needs at most.
+const SniffLen = 512
+
+// Sniff types a document by its first bytes (up to SniffLen), never by its
+// name: PDF (%PDF-), TIFF (II*\0 or MM\0*), PNG, JPEG, or plain text (valid
+// UTF-8 without NUL or other control characters but tab, CR, LF and form
+// feed; a rune cut at the end of head is allowed). Empty input is
+// ErrUnreadable; anything else is ErrUnsupported.
+func Sniff(head []byte) (Type, error) {
+	h := head[:min(len(head), SniffLen)]
 	switch {
+	case len(h) == 0:
+		return "", fmt.Errorf("%w: the document is empty", ErrUnreadable)
 	case bytes.HasPrefix(h, []byte("%PDF-")):
 		return PDF, nil
 	case bytes.HasPrefix(h, []byte("II*\x00")), bytes.HasPrefix(h, []byte("MM\x00*")):
@@ -84,29 +120,47 @@ func Sniff(h []byte) (Type, error) {
 		return JPEG, nil
 	}
 	t := h
-	for i := 0; i < 3 && len(t) > 0 && !utf8.Valid(t); i++ {
-		t = t[:len(t)-1] // a rune cut by the sniff window
+	if !utf8.Valid(t) {
+		// Allow one incomplete rune at the very end: the window cut it.
+		i := len(t) - 1
+		for i > 0 && len(t)-i < utf8.UTFMax && !utf8.RuneStart(t[i]) {
+			i--
+		}
+		if i >= 0 && !utf8.FullRune(t[i:]) {
+			t = t[:i]
+		}
 	}
 	if !utf8.Valid(t) {
-		return "", ErrUnsupported
+		return "", fmt.Errorf("%w: neither PDF, TIFF, PNG, JPEG nor UTF-8 text", ErrUnsupported)
 	}
 	for _, c := range t {
-		if (c < 0x20 || c == 0x7f) && c != '\n' && c != '\r' && c != '\t' && c != '\f' {
-			return "", ErrUnsupported
+		if !textByte(c) {
+			return "", fmt.Errorf("%w: binary data (byte 0x%02x)", ErrUnsupported, c)
 		}
 	}
 	return Text, nil
 }
 
-// Config of a Converter.
-type Config struct {
-	Ghostscript string        // "gs"
-	Timeout     time.Duration // per Convert
-	MemoryMB    int           // address-space limit of ghostscript
-	MaxPages    int
+// textByte reports whether c may appear in a plain-text document.
+func textByte(c byte) bool {
+	return c >= 0x20 && c != 0x7f || c == '\n' || c == '\r' || c == '\t' || c == '\f'
 }
 
-// Converter renders fax pages. It is safe for concurrent use.
+// Config of a Converter. Zero fields take the defaults in New.
+type Config struct {
+	Ghostscript string        // ghostscript binary; default "gs"
+	Timeout     time.Duration // per Convert call; default 2 minutes
+	MemoryMB    int           // address-space limit of ghostscript and tiff2pdf; default 1024
+	MaxPages    int           // pages per job; default 100
+	// Decode makes Convert decode every page of its result (tiff.Validate)
+	// instead of checking its structure (tiff.Check). It costs about 4 ms
+	// of CPU per fine page, a third of ghostscript's own time; the engine
+	// decodes every TIFF before each dial anyway.
+	Decode bool
+}
+
+// Converter renders fax pages. It holds no state but its configuration and
+// is safe for concurrent use: the caller may run one Convert per core.
 type Converter struct{ cfg Config }
 
 // New returns a Converter with defaults filled in.
@@ -126,7 +180,8 @@ func New(c Config) *Converter {
 	return &Converter{cfg: c}
 }
 
-// Input is one document, in sending order.
+// Input is one document of a job. Type is what Sniff said at upload (it is
+// checked against the content again; "" means sniff now).
 type Input struct {
 	Path string
 	Type Type
@@ -134,17 +189,40 @@ type Input struct {
 
 // Options of one conversion.
 type Options struct {
-	Resolution string // standard|fine|superfine
-	PageSize   string // a4|letter|legal
-	Header     string // %station %date %n %N; "" for none
-	StationID  string
-	Now        time.Time
+	Resolution string // standard|fine|superfine ("" = fine)
+	PageSize   string // a4|letter|legal ("" = a4)
+	// Header is the tagline drawn in small type at the top of every page,
+	// with %station (StationID), %date (Now as YYYY-MM-DD HH:MM), %n (page
+	// number) and %N (total pages of the job, across all inputs) replaced.
+	// "" draws no header.
+	Header    string
+	StationID string
+	Now       time.Time // for %date; zero means time.Now()
 }
 
-// Width of every fax page in pixels.
+// Width of every fax page in pixels: T.4's 215 mm scan line at 204 dpi.
 const Width = 1728
 
-// Geometry returns the vertical resolution and the page height in pixels.
+// xdpi is the horizontal resolution of every fax page.
+const xdpi = 204
+
+// Limits of what is rendered.
+const (
+	// MaxPageSide is the largest PDF page side in points (200 inches, the
+	// PDF specification's limit); larger pages are ErrTooLarge.
+	MaxPageSide = 14400
+	// MaxImageSide and MaxImagePixels bound PNG, JPEG and TIFF images
+	// (checked before decoding).
+	MaxImageSide   = 20000
+	MaxImagePixels = 100_000_000
+	// maxTextBytes and maxTIFFBytes bound the inputs read into memory.
+	maxTextBytes = 16 << 20
+	maxTIFFBytes = 256 << 20
+)
+
+// Geometry returns the vertical resolution in dpi and the page height in
+// pixels for a resolution and a page size: A4 297 mm, Letter 11 in, Legal
+// 14 in, rounded to whole rows. Unknown values are ErrUnsupported.
 func Geometry(resolution, pageSize string) (ydpi, rows int, err error) {
 	switch resolution {
 	case "standard":
@@ -154,7 +232,7 @@ func Geometry(resolution, pageSize string) (ydpi, rows int, err error) {
 	case "superfine":
 		ydpi = 391
 	default:
-		return 0, 0, fmt.Errorf("convert: resolution %q", resolution)
+		return 0, 0, fmt.Errorf("%w: resolution %q (standard, fine or superfine)", ErrUnsupported, resolution)
 	}
 	var inches float64
 	switch pageSize {
@@ -165,20 +243,36 @@ func Geometry(resolution, pageSize string) (ydpi, rows int, err error) {
 	case "legal":
 		inches = 14
 	default:
-		return 0, 0, fmt.Errorf("convert: page size %q", pageSize)
+		return 0, 0, fmt.Errorf("%w: page size %q (a4, letter or legal)", ErrUnsupported, pageSize)
 	}
 	return ydpi, int(inches*float64(ydpi) + 0.5), nil
 }
 
-// page geometry in PostScript points
+// geom is a page's geometry.
 type geom struct {
 	ydpi, rows int
-	w, h       float64 // points
+	w, h       float64 // PostScript points
 }
 
-// Convert renders inputs into one TIFF-F at out and returns its page count.
-// On error no output and no temporary file is left.
-func (c *Converter) Convert(ctx context.Context, inputs []Input, out string, opt Options) (int, error) {
+func newGeom(ydpi, rows int) geom {
+	return geom{ydpi: ydpi, rows: rows, w: float64(Width) / xdpi * 72, h: float64(rows) / float64(ydpi) * 72}
+}
+
+// Convert renders inputs, in order, into one multi-page TIFF-F at out and
+// returns its page count.
+//
+// The output is G4, 1728 pixels wide, at 204 dpi by the resolution's
+// vertical dpi, each page exactly Geometry's rows tall, every document
+// scaled to fit the page. It is checked with firmware/tiff (tiff.Check:
+// every page's structure, G4, width and height; tiff.Validate, decoding
+// every strip, when Config.Decode is set), its page count against the count
+// made before rendering, then renamed into place after fsync: out is either
+// complete or untouched. On error nothing is
+// left behind (neither out nor a temporary file). Errors: ErrUnreadable,
+// ErrTooManyPages (more than MaxPages, found before rendering), ErrTimeout
+// (Config.Timeout; ghostscript's process group is killed), ErrUnsupported,
+// ErrTooLarge, or the caller's context.Canceled.
+func (c *Converter) Convert(ctx context.Context, inputs []Input, out string, opt Options) (pages int, err error) {
 	if len(inputs) == 0 {
 		return 0, fmt.Errorf("%w: no documents", ErrUnreadable)
 	}
@@ -186,71 +280,100 @@ func (c *Converter) Convert(ctx context.Context, inputs []Input, out string, opt
 	if err != nil {
 		return 0, err
 	}
-	g := geom{ydpi: ydpi, rows: rows, w: float64(Width) / 204 * 72, h: float64(rows) / float64(ydpi) * 72}
-	if n, ok := c.passThrough(inputs, out, opt, ydpi); ok {
-		return n, nil
+	if opt.Now.IsZero() {
+		opt.Now = time.Now()
 	}
+	g := newGeom(ydpi, rows)
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
+	// Type every input by content before anything runs.
+	inputs = append([]Input(nil), inputs...)
+	for i := range inputs {
+		t, err := sniffFile(inputs[i].Path)
+		if err != nil {
+			return 0, fmt.Errorf("document %d: %w", i+1, err)
+		}
+		if inputs[i].Type != "" && inputs[i].Type != t {
+			return 0, fmt.Errorf("%w: document %d was declared %s but holds %s", ErrUnreadable, i+1, inputs[i].Type, t)
+		}
+		inputs[i].Type = t
+	}
+	if n, ok := c.passThrough(inputs, out, opt, g); ok {
+		return n, nil
+	}
 	work, err := os.MkdirTemp(filepath.Dir(out), ".convert-")
 	if err != nil {
 		return 0, fmt.Errorf("convert: %w", err)
 	}
 	defer os.RemoveAll(work)
 
-	// One PostScript driver: count every document's pages, refuse too
-	// many, install the header, then render each document in order.
-	var drv strings.Builder
-	drv.WriteString("%!PS\n/FaxboxTotal 0 def\n")
-	dirs := map[string]bool{work: true}
-	var files []string
+	docs := make([]doc, len(inputs))
+	known := 0
 	for i, in := range inputs {
-		path, n, err := c.prepare(ctx, work, i, in, g)
+		d, err := c.prepare(ctx, work, i, in, g)
 		if err != nil {
 			return 0, c.ctxErr(ctx, fmt.Errorf("document %d (%s): %w", i+1, in.Type, err))
 		}
-		abs, err := filepath.Abs(path)
-		if err != nil || strings.ContainsAny(abs, "\r\n") {
-			return 0, fmt.Errorf("convert: unusable path %q", path)
+		known += d.pages
+		if known > c.cfg.MaxPages {
+			return 0, fmt.Errorf("%w: more than %d pages (at document %d)", ErrTooManyPages, c.cfg.MaxPages, i+1)
 		}
-		dirs[filepath.Dir(abs)] = true
-		if n > 0 {
-			fmt.Fprintf(&drv, "/FaxboxTotal FaxboxTotal %d add def\n", n)
-		} else { // a PDF: ghostscript counts
-			fmt.Fprintf(&drv, "%s (r) file runpdfbegin pdfpagecount dup 0 eq { (FAXBOX-NO-PAGES %d) = flush quit } if runpdfend /FaxboxTotal exch FaxboxTotal add def\n", psString(abs), i+1)
-		}
-		files = append(files, abs)
+		docs[i] = d
 	}
-	fmt.Fprintf(&drv, "FaxboxTotal %d gt { (FAXBOX-TOO-MANY ) print FaxboxTotal = flush quit } if\n", c.cfg.MaxPages)
-	drv.Write(headerPS(opt))
-	for _, f := range files {
-		fmt.Fprintf(&drv, "%s run\n", psString(f))
-	}
+	nonce := make([]byte, 8)
+	rand.Read(nonce)
+	marker := "FAXBOX-" + hex.EncodeToString(nonce)
 	driver := filepath.Join(work, "driver.ps")
-	if err := os.WriteFile(driver, []byte(drv.String()), 0o600); err != nil {
+	if err := os.WriteFile(driver, driverPS(docs, opt, c.cfg.MaxPages, marker), 0o600); err != nil {
 		return 0, fmt.Errorf("convert: %w", err)
 	}
 	tmpOut := filepath.Join(work, "out.tif")
-	args := []string{"-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-dNOINTERACT", "-sDEVICE=tiffg4",
-		fmt.Sprintf("-r204x%d", ydpi), fmt.Sprintf("-g%dx%d", Width, rows), "-dFIXEDMEDIA", "-dPDFFitPage",
-		"-sOutputFile=" + tmpOut}
+	args := []string{"-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-dNOINTERACT",
+		"-sDEVICE=tiffg4", fmt.Sprintf("-r%dx%d", xdpi, ydpi), fmt.Sprintf("-g%dx%d", Width, rows),
+		"-dFIXEDMEDIA", "-dPDFFitPage", "-sOutputFile=" + tmpOut}
+	dirs := map[string]bool{work: true}
+	for _, d := range docs {
+		dirs[filepath.Dir(d.path)] = true
+	}
 	for d := range dirs {
-		args = append(args, "--permit-file-read="+d+"/")
+		args = append(args, "--permit-file-read="+d+string(filepath.Separator))
 	}
 	args = append(args, driver)
-	stdout, err := c.gs(ctx, args...)
+	res, err := c.exec(ctx, marker, c.cfg.Ghostscript, args...)
 	if err != nil {
 		return 0, c.ctxErr(ctx, err)
 	}
-	if m := regexp.MustCompile(`FAXBOX-TOO-MANY (\d+)`).FindSubmatch(stdout); m != nil {
-		return 0, fmt.Errorf("%w: %s pages, at most %d", ErrTooManyPages, m[1], c.cfg.MaxPages)
+	total := -1
+	for _, m := range res.markers {
+		f := strings.Fields(m)
+		if len(f) != 2 {
+			continue
+		}
+		n, _ := strconv.Atoi(f[1])
+		switch f[0] {
+		case "TOO-MANY":
+			return 0, fmt.Errorf("%w: at least %d pages, at most %d allowed", ErrTooManyPages, n, c.cfg.MaxPages)
+		case "NO-PAGES":
+			return 0, fmt.Errorf("%w: document %d: no pages (not a readable PDF)", ErrUnreadable, n)
+		case "BAD-PAGE":
+			return 0, fmt.Errorf("%w: document %d: a page cannot be read or has no size", ErrUnreadable, n)
+		case "TOO-LARGE":
+			return 0, fmt.Errorf("%w: document %d: a page is larger than %d points (200 in) a side", ErrTooLarge, n, MaxPageSide)
+		case "UNREADABLE":
+			return 0, fmt.Errorf("%w: document %d cannot be opened", ErrUnreadable, n)
+		case "TOTAL":
+			total = n
+		}
 	}
-	if m := regexp.MustCompile(`FAXBOX-NO-PAGES (\d+)`).FindSubmatch(stdout); m != nil {
-		return 0, fmt.Errorf("%w: document %s has no pages", ErrUnreadable, m[1])
+	if total < 0 {
+		return 0, fmt.Errorf("%w: ghostscript ended before rendering: %s", ErrUnreadable, res.diag())
 	}
-	n, err := tiff.Validate(tmpOut, Width)
+	n, err := c.checkOutput(tmpOut, g)
 	if err != nil {
-		return 0, fmt.Errorf("%w: ghostscript output: %v", ErrUnreadable, err)
+		return 0, fmt.Errorf("%w: ghostscript output: %v (%s)", ErrUnreadable, err, res.diag())
+	}
+	if n != total {
+		return 0, fmt.Errorf("%w: %d pages rendered of %d counted: ghostscript could not draw every page (%s)", ErrUnreadable, n, total, res.diag())
 	}
 	if err := syncRename(tmpOut, out); err != nil {
 		return 0, err
@@ -258,13 +381,51 @@ func (c *Converter) Convert(ctx context.Context, inputs []Input, out string, opt
 	return n, nil
 }
 
-// passThrough copies a single input that already is a fax TIFF at the
-// requested resolution when no header is to be drawn: nothing to render.
-func (c *Converter) passThrough(inputs []Input, out string, opt Options, ydpi int) (int, bool) {
+// checkOutput checks ghostscript's TIFF with firmware/tiff: structure,
+// G4, width and height of every page (Check), or every strip decoded too
+// (Validate) when Config.Decode is set. It returns the page count.
+func (c *Converter) checkOutput(path string, g geom) (int, error) {
+	if c.cfg.Decode {
+		if _, err := tiff.Validate(path, Width); err != nil {
+			return 0, err
+		}
+	}
+	pages, err := tiff.Check(path, Width)
+	if err != nil {
+		return 0, err
+	}
+	for i, p := range pages {
+		if p.Height != g.rows {
+			return 0, fmt.Errorf("page %d is %d rows high, want %d", i+1, p.Height, g.rows)
+		}
+	}
+	return len(pages), nil
+}
+
+// sniffFile types a file by content; a missing file is ErrUnreadable and
+// os.ErrNotExist.
+func sniffFile(path string) (Type, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	defer f.Close()
+	head := make([]byte, SniffLen)
+	n, err := io.ReadFull(f, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return "", fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	return Sniff(head[:n])
+}
+
+// passThrough copies a single input that already is a valid fax TIFF of
+// exactly the requested geometry when no header is to be drawn: rendering
+// it again would only lose quality.
+func (c *Converter) passThrough(inputs []Input, out string, opt Options, g geom) (int, bool) {
 	if len(inputs) != 1 || inputs[0].Type != TIFF || opt.Header != "" {
 		return 0, false
 	}
-	b, err := os.ReadFile(inputs[0].Path)
+	b, err := readCapped(inputs[0].Path, maxTIFFBytes)
 	if err != nil {
 		return 0, false
 	}
@@ -274,100 +435,41 @@ func (c *Converter) passThrough(inputs []Input, out string, opt Options, ydpi in
 	}
 	for i, p := range f.Pages {
 		x, y := p.Resolution()
-		if p.Width != Width || x < 200 || x > 208 || y < float64(ydpi)*0.97 || y > float64(ydpi)*1.03 || f.Decode(i) != nil {
+		if p.Width != Width || p.Height != g.rows || x < 200 || x > 208 || y < float64(g.ydpi)*0.97 || y > float64(g.ydpi)*1.03 || f.Decode(i) != nil {
 			return 0, false
 		}
 	}
-	tmp := out + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o640); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".convert-*.tif")
+	if err != nil {
 		return 0, false
 	}
-	if err := syncRename(tmp, out); err != nil {
-		os.Remove(tmp)
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncRename(tmp.Name(), out)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
 		return 0, false
 	}
 	return len(f.Pages), true
 }
 
+// ctxErr turns an error that happened after the deadline into ErrTimeout,
+// and one after the caller's cancellation into context.Canceled.
 func (c *Converter) ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("%w after %s: %v", ErrTimeout, c.cfg.Timeout, err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("convert: %w: %v", context.Canceled, err)
 	}
 	return err
 }
 
-// prepare turns one input into a file ghostscript can render and returns
-// its page count, or 0 for a PDF (the driver counts those).
-func (c *Converter) prepare(ctx context.Context, work string, i int, in Input, g geom) (string, int, error) {
-	switch in.Type {
-	case PDF:
-		if _, err := os.Stat(in.Path); err != nil {
-			return "", 0, fmt.Errorf("%w: %v", ErrUnreadable, err)
-		}
-		return in.Path, 0, nil // counted by ghostscript in the driver
-	case TIFF:
-		if err := checkTIFF(in.Path); err != nil {
-			return "", 0, err
-		}
-		pdf := filepath.Join(work, fmt.Sprintf("in-%02d.pdf", i))
-		if err := c.run(ctx, "tiff2pdf", "-o", pdf, in.Path); err != nil {
-			return "", 0, fmt.Errorf("%w: %v", ErrUnreadable, err)
-		}
-		return pdf, 0, nil
-	case PNG, JPEG:
-		ps := filepath.Join(work, fmt.Sprintf("in-%02d.ps", i))
-		if err := imagePS(in.Path, ps, g); err != nil {
-			return "", 0, err
-		}
-		return ps, 1, nil
-	case Text:
-		ps := filepath.Join(work, fmt.Sprintf("in-%02d.ps", i))
-		n, err := textPS(in.Path, ps, g)
-		return ps, n, err
-	}
-	return "", 0, fmt.Errorf("%w: %q", ErrUnsupported, in.Type)
-}
-
-// gs runs ghostscript under the memory limit in its own process group, so a
-// timeout kills everything it started.
-func (c *Converter) gs(ctx context.Context, args ...string) ([]byte, error) {
-	limit := strconv.Itoa(c.cfg.MemoryMB << 20)
-	full := append([]string{"--as=" + limit, "--", c.cfg.Ghostscript}, args...)
-	cmd := exec.CommandContext(ctx, "prlimit", full...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 2 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if err != nil {
-		msg := strings.TrimSpace(stderr.String() + " " + lastLines(stdout.String(), 3))
-		if len(msg) > 400 {
-			msg = msg[:400]
-		}
-		return nil, fmt.Errorf("%w: ghostscript: %v: %s", ErrUnreadable, err, msg)
-	}
-	return stdout.Bytes(), nil
-}
-
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimSpace(s), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, " | ")
-}
-
-func (c *Converter) run(ctx context.Context, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %v: %.300s", name, err, out)
-	}
-	return nil
-}
-
+// syncRename fsyncs src, renames it to dst and fsyncs dst's directory.
 func syncRename(src, dst string) error {
 	f, err := os.Open(src)
 	if err != nil {
@@ -375,6 +477,9 @@ func syncRename(src, dst string) error {
 	}
 	err = f.Sync()
 	f.Close()
+	if err == nil {
+		err = os.Chmod(src, 0o640)
+	}
 	if err == nil {
 		err = os.Rename(src, dst)
 	}
@@ -388,36 +493,19 @@ func syncRename(src, dst string) error {
 	return nil
 }
 
-// ToPDF renders a fax TIFF as a PDF (for download).
-func ToPDF(ctx context.Context, tiffPath, pdfPath string) error {
-	cmd := exec.CommandContext(ctx, "tiff2pdf", "-o", pdfPath, tiffPath)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("convert: tiff2pdf: %v: %.300s", err, out)
-	}
-	return nil
-}
-
-// checkTIFF refuses a TIFF input that is truncated or whose G4 pages do not
-// decode: tiff2pdf and ghostscript would otherwise render what they can and
-// a fax with missing or garbled pages would go out as delivered.
-func checkTIFF(path string) error {
-	b, err := os.ReadFile(path)
+// readCapped reads a file of at most limit bytes (ErrTooLarge beyond).
+func readCapped(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnreadable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
-	f, err := tiff.Parse(b)
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnreadable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
-	for i, p := range f.Pages {
-		if err := f.CheckStrips(i); err != nil {
-			return fmt.Errorf("%w: page %d: %v", ErrUnreadable, i+1, err)
-		}
-		if p.Compression == 4 {
-			if err := f.Decode(i); err != nil {
-				return fmt.Errorf("%w: page %d: %v", ErrUnreadable, i+1, err)
-			}
-		}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: more than %d MB", ErrTooLarge, limit>>20)
 	}
-	return nil
+	return b, nil
 }

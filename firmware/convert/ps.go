@@ -2,19 +2,22 @@ package convert
 
 import (
 	"bufio"
+	"encoding/hex"
 	"fmt"
 	"image"
 	"image/color"
 	_ "image/jpeg" // decoder
 	_ "image/png"  // decoder
+	"io"
 	"os"
 	"strings"
 	"unicode/utf8"
 )
 
-// psString quotes s as a PostScript string in ISO Latin-1: parentheses and
-// backslashes escaped, other bytes outside printable ASCII as octal, runes
-// outside Latin-1 as '?'.
+// psString quotes s as a PostScript string for an ISO Latin-1 font:
+// parentheses and backslashes escaped, Latin-1 letters as octal escapes,
+// control characters and runes outside Latin-1 (and invalid UTF-8) as '?'.
+// Nothing in s can end the string or run as PostScript.
 func psString(s string) string {
 	var b strings.Builder
 	b.WriteByte('(')
@@ -35,131 +38,78 @@ func psString(s string) string {
 	return b.String()
 }
 
+// hexString writes s byte for byte as a PostScript hex string (file paths).
+func hexString(s string) string { return "<" + hex.EncodeToString([]byte(s)) + ">" }
+
 // latin1Font defines /name as font re-encoded to ISO Latin-1.
 func latin1Font(font, name string) string {
 	return fmt.Sprintf("/%s findfont dup length dict begin {1 index /FID ne {def} {pop pop} ifelse} forall /Encoding ISOLatin1Encoding def currentdict end /%s exch definefont pop\n", font, name)
 }
 
-// headerPS is the PostScript run before the documents: an EndPage procedure
-// that draws the header on every page, numbering pages across all inputs
-// (FaxboxTotal is the total the driver counted).
-func headerPS(opt Options) []byte {
-	var b strings.Builder
-	if opt.Header == "" {
-		return []byte(b.String())
-	}
-	b.WriteString(latin1Font("Helvetica", "FaxboxHeaderFont"))
-	// The template becomes a list of show operations; %n is the running
-	// page number (EndPage's count + 1).
-	var ops strings.Builder
-	h := opt.Header
-	date := opt.Now.Format("2006-01-02 15:04")
-	for len(h) > 0 {
-		i := strings.IndexByte(h, '%')
-		if i < 0 {
-			ops.WriteString(psString(h) + " show ")
-			break
-		}
-		if i > 0 {
-			ops.WriteString(psString(h[:i]) + " show ")
-		}
-		h = h[i:]
-		switch {
-		case strings.HasPrefix(h, "%station"):
-			ops.WriteString(psString(opt.StationID) + " show ")
-			h = h[len("%station"):]
-		case strings.HasPrefix(h, "%date"):
-			ops.WriteString(psString(date) + " show ")
-			h = h[len("%date"):]
-		case strings.HasPrefix(h, "%n"):
-			ops.WriteString("cnt 1 add 12 string cvs show ")
-			h = h[2:]
-		case strings.HasPrefix(h, "%N"):
-			ops.WriteString("FaxboxTotal 12 string cvs show ")
-			h = h[2:]
-		default:
-			ops.WriteString("(%) show ")
-			h = h[1:]
-		}
-	}
-	fmt.Fprintf(&b, `<< /EndPage { 2 dict begin /code exch def /cnt exch def
-  code 0 eq {
-    gsave initgraphics
-    1 setgray 0 currentpagedevice /PageSize get 1 get 14 sub currentpagedevice /PageSize get 0 get 14 rectfill
-    0 setgray /FaxboxHeaderFont findfont 9 scalefont setfont
-    14 currentpagedevice /PageSize get 1 get 10 sub moveto
-    %s
-    grestore
-  } if
-  code 2 ne end } bind >> setpagedevice
-`, ops.String())
-	return []byte(b.String())
-}
+// Text layout: Courier 10 pt on 12 pt lines, 0.5 in margins, and room for
+// the header line at the top.
+const (
+	textMargin = 36.0
+	textSize   = 10.0
+	textLead   = 12.0
+	headerRoom = 16.0
+	tabWidth   = 8
+)
 
-// textPS writes a plain-text file as paginated PostScript (Courier 10 pt,
-// wrapped; a form feed starts a new page) and returns the page count.
-func textPS(src, dst string, g geom) (int, error) {
-	raw, err := os.ReadFile(src)
-	if err != nil {
-		return 0, err
-	}
-	if !utf8.Valid(raw) {
-		return 0, fmt.Errorf("%w: the text is not UTF-8", ErrUnreadable)
-	}
-	const margin, size, lead = 42.0, 10.0, 12.0
-	top := g.h - margin - 14 // below the header line
-	cols := int((g.w - 2*margin) / (size * 0.6))
-	perPage := int((top - margin) / lead)
+// paginate lays plain text out in pages of at most perPage lines of at
+// most cols runes: lines wrapped at spaces when possible, tabs expanded,
+// CR LF and lone CR as line ends, a form feed starts a new page. Empty text
+// is one empty page.
+func paginate(text string, cols, perPage int) [][]string {
+	text = strings.ReplaceAll(text, "\r\n", "\n")
+	text = strings.ReplaceAll(text, "\r", "\n")
+	text = strings.TrimSuffix(text, "\n")
 	var pages [][]string
 	var cur []string
 	flush := func() { pages = append(pages, cur); cur = nil }
-	text := strings.ReplaceAll(strings.ReplaceAll(string(raw), "\r\n", "\n"), "\t", "    ")
-	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
-		for {
-			ff := strings.IndexByte(line, '\f')
-			seg := line
-			if ff >= 0 {
-				seg = line[:ff]
+	for _, line := range strings.Split(text, "\n") {
+		for k, seg := range strings.Split(line, "\f") {
+			if k > 0 {
+				flush()
+				if seg == "" {
+					continue
+				}
 			}
-			for _, w := range wrap(seg, cols) {
+			for _, w := range wrap(expandTabs(seg), cols) {
 				if len(cur) == perPage {
 					flush()
 				}
 				cur = append(cur, w)
 			}
-			if ff < 0 {
-				break
-			}
-			flush()
-			line = line[ff+1:]
 		}
 	}
 	if len(cur) > 0 || len(pages) == 0 {
 		flush()
 	}
-	f, err := os.Create(dst)
-	if err != nil {
-		return 0, err
-	}
-	w := bufio.NewWriter(f)
-	w.WriteString("%!PS\n" + latin1Font("Courier", "FaxboxText"))
-	for _, p := range pages {
-		fmt.Fprintf(w, "/FaxboxText findfont %g scalefont setfont\n", size)
-		y := top
-		for _, l := range p {
-			fmt.Fprintf(w, "%g %g moveto %s show\n", margin, y, psString(l))
-			y -= lead
-		}
-		w.WriteString("showpage\n")
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return 0, err
-	}
-	return len(pages), f.Close()
+	return pages
 }
 
-// wrap splits a line into pieces of at most cols runes, at spaces when it can.
+func expandTabs(s string) string {
+	if !strings.Contains(s, "\t") {
+		return s
+	}
+	var b strings.Builder
+	col := 0
+	for _, r := range s {
+		if r == '\t' {
+			n := tabWidth - col%tabWidth
+			b.WriteString(strings.Repeat(" ", n))
+			col += n
+			continue
+		}
+		b.WriteRune(r)
+		col++
+	}
+	return b.String()
+}
+
+// wrap splits a line into pieces of at most cols runes, at a space in the
+// second half of the line when there is one.
 func wrap(s string, cols int) []string {
 	r := []rune(s)
 	if len(r) <= cols {
@@ -180,68 +130,213 @@ func wrap(s string, cols int) []string {
 			r = r[1:]
 		}
 	}
-	return append(out, string(r))
+	if len(r) > 0 {
+		out = append(out, string(r))
+	}
+	return out
 }
 
-// maxPixels bounds the images decoded (decompression bombs).
-const maxPixels = 100_000_000
+// textLayout returns the columns and lines per page for g.
+func textLayout(g geom) (cols, perPage int) {
+	cols = int((g.w - 2*textMargin) / (textSize * 0.6)) // Courier is 0.6 em wide
+	perPage = int((g.h-2*textMargin-headerRoom)/textLead) + 1
+	return cols, perPage
+}
 
-// imagePS writes a PNG or JPEG as one PostScript page: greyscale, scaled to
-// fit the page inside the margins, keeping its aspect ratio.
-func imagePS(src, dst string, g geom) error {
+// textPS writes a plain-text file (UTF-8) as PostScript pages of g's size
+// and returns the page count; more than maxPages pages is ErrTooManyPages
+// (nothing written).
+func textPS(src, dst string, g geom, maxPages int) (int, error) {
+	raw, err := readCapped(src, maxTextBytes)
+	if err != nil {
+		return 0, err
+	}
+	if !utf8.Valid(raw) {
+		return 0, fmt.Errorf("%w: the text is not valid UTF-8", ErrUnreadable)
+	}
+	for _, c := range raw {
+		if c == 0 {
+			return 0, fmt.Errorf("%w: the text holds NUL bytes", ErrUnreadable)
+		}
+	}
+	cols, perPage := textLayout(g)
+	pages := paginate(string(raw), cols, perPage)
+	if len(pages) > maxPages {
+		return 0, fmt.Errorf("%w: the text makes %d pages, at most %d allowed", ErrTooManyPages, len(pages), maxPages)
+	}
+	f, err := os.Create(dst)
+	if err != nil {
+		return 0, fmt.Errorf("convert: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	w.WriteString("%!PS\n" + latin1Font("Courier", "FBTextFont"))
+	top := g.h - textMargin - headerRoom - textSize
+	for _, p := range pages {
+		fmt.Fprintf(w, "/FBTextFont findfont %g scalefont setfont\n", textSize)
+		y := top
+		for _, l := range p {
+			if strings.TrimSpace(l) != "" {
+				fmt.Fprintf(w, "%g %.2f moveto %s show\n", textMargin, y, psString(l))
+			}
+			y -= textLead
+		}
+		w.WriteString("showpage\n")
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return 0, fmt.Errorf("convert: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return 0, fmt.Errorf("convert: %w", err)
+	}
+	return len(pages), nil
+}
+
+// Image layout: 0.25 in margins and room for the header.
+const imageMargin = 18.0
+
+// imagePS writes a PNG or JPEG as one PostScript page of g's size: the
+// image in greyscale (transparency over white), scaled to fit inside the
+// margins keeping its aspect ratio, centred horizontally, at the top. Its
+// declared size is checked first (MaxImageSide, MaxImagePixels: a
+// decompression bomb is ErrTooLarge before any pixel is decoded). Images
+// larger than the fax's pixels are box-filtered down in Go; ghostscript
+// scales the rest and dithers. The pixels go to ghostscript as raw bytes in
+// dataPath.
+func imagePS(src, psPath, dataPath string, g geom) error {
 	f, err := os.Open(src)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
 	defer f.Close()
-	cfg, _, err := image.DecodeConfig(f)
+	cfg, format, err := image.DecodeConfig(f)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnreadable, err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > 20000 || cfg.Height > 20000 || cfg.Width*cfg.Height > maxPixels {
-		return fmt.Errorf("%w: image of %dx%d pixels", ErrTooLarge, cfg.Width, cfg.Height)
+	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > MaxImageSide || cfg.Height > MaxImageSide || cfg.Width*cfg.Height > MaxImagePixels {
+		return fmt.Errorf("%w: %s image of %dx%d pixels (at most %d a side and %d megapixels)", ErrTooLarge, format, cfg.Width, cfg.Height, MaxImageSide, MaxImagePixels/1_000_000)
 	}
-	f.Seek(0, 0)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
 	img, _, err := image.Decode(f)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnreadable, err)
 	}
-	// Downscale to at most the page's pixels: more is wasted on a fax.
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
-	maxW, maxH := Width, g.rows*2
-	step := 1
-	for w/step > maxW || h/step > maxH {
-		step++
+	availW, availH := g.w-2*imageMargin, g.h-2*imageMargin-headerRoom
+	scale := min(availW/float64(w), availH/float64(h)) // points per image pixel
+	dw, dh := float64(w)*scale, float64(h)*scale
+	// Device pixels per image pixel, each way; average blocks of image
+	// pixels down to at most one per device pixel.
+	sx := max(1, int(1/(scale*xdpi/72)))
+	sy := max(1, int(1/(scale*float64(g.ydpi)/72)))
+	ow, oh := w/sx, h/sy
+	if ow == 0 || oh == 0 {
+		ow, oh, sx, sy = w, h, 1, 1
 	}
-	ow, oh := w/step, h/step
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
+	data := boxFilter(grayRows(img), w, h, sx, sy, ow, oh)
+	if err := os.WriteFile(dataPath, data, 0o600); err != nil {
+		return fmt.Errorf("convert: %w", err)
 	}
-	bw := bufio.NewWriter(out)
-	const margin = 24.0
-	availW, availH := g.w-2*margin, g.h-2*margin-14
-	scale := min(availW/float64(ow), availH/float64(oh))
-	dw, dh := float64(ow)*scale, float64(oh)*scale
-	fmt.Fprintf(bw, "%%!PS\ngsave %g %g translate %g %g scale\n", margin+(availW-dw)/2, margin+(availH-dh), dw, dh)
-	fmt.Fprintf(bw, "%d %d 8 [%d 0 0 -%d 0 %d] currentfile /ASCIIHexDecode filter image\n", ow, oh, ow, oh, oh)
-	const hex = "0123456789abcdef"
-	n := 0
-	for y := 0; y < oh; y++ {
-		for x := 0; x < ow; x++ {
-			c := color.GrayModel.Convert(img.At(b.Min.X+x*step, b.Min.Y+y*step)).(color.Gray)
-			bw.WriteByte(hex[c.Y>>4])
-			bw.WriteByte(hex[c.Y&15])
-			if n++; n%40 == 0 {
-				bw.WriteByte('\n')
+	ps := fmt.Sprintf(`%%!PS
+gsave
+%.3f %.3f translate %.3f %.3f scale
+/DeviceGray setcolorspace
+<< /ImageType 1 /Width %d /Height %d /BitsPerComponent 8 /Decode [0 1]
+   /ImageMatrix [%d 0 0 -%d 0 %d] /DataSource %s (r) file /Interpolate false >> image
+grestore
+showpage
+`, imageMargin+(availW-dw)/2, imageMargin+availH-dh, dw, dh, ow, oh, ow, oh, oh, hexString(dataPath))
+	if err := os.WriteFile(psPath, []byte(ps), 0o600); err != nil {
+		return fmt.Errorf("convert: %w", err)
+	}
+	return nil
+}
+
+// grayRows returns a function that writes row y (0-based) of the image's
+// luminance into dst (one byte per pixel), with transparent pixels
+// composited over white. Common decoder outputs take fast paths; nothing
+// the size of the whole image is allocated.
+func grayRows(img image.Image) func(y int, dst []byte) {
+	b := img.Bounds()
+	w := b.Dx()
+	switch m := img.(type) {
+	case *image.Gray:
+		return func(y int, dst []byte) { copy(dst, m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:w]) }
+	case *image.YCbCr:
+		return func(y int, dst []byte) { copy(dst, m.Y[m.YOffset(b.Min.X, b.Min.Y+y):][:w]) }
+	case *image.NRGBA:
+		return func(y int, dst []byte) {
+			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):]
+			for x := 0; x < w; x++ {
+				p := row[x*4 : x*4+4]
+				l := (19595*uint32(p[0]) + 38470*uint32(p[1]) + 7471*uint32(p[2]) + 1<<15) >> 16
+				a := uint32(p[3])
+				dst[x] = byte((l*a + 255*(255-a) + 127) / 255)
+			}
+		}
+	case *image.RGBA: // premultiplied
+		return func(y int, dst []byte) {
+			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):]
+			for x := 0; x < w; x++ {
+				p := row[x*4 : x*4+4]
+				l := (19595*uint32(p[0]) + 38470*uint32(p[1]) + 7471*uint32(p[2]) + 1<<15) >> 16
+				dst[x] = byte(min(255, l+255-uint32(p[3])))
+			}
+		}
+	case *image.Paletted:
+		var lut [256]byte
+		for i := range lut {
+			lut[i] = 255
+		}
+		for i, c := range m.Palette {
+			lut[i] = grayOverWhite(c)
+		}
+		return func(y int, dst []byte) {
+			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):]
+			for x := 0; x < w; x++ {
+				dst[x] = lut[row[x]]
 			}
 		}
 	}
-	bw.WriteString(">\ngrestore showpage\n")
-	if err := bw.Flush(); err != nil {
-		out.Close()
-		return err
+	return func(y int, dst []byte) {
+		for x := 0; x < w; x++ {
+			dst[x] = grayOverWhite(img.At(b.Min.X+x, b.Min.Y+y))
+		}
 	}
-	return out.Close()
+}
+
+// grayOverWhite is c's luminance composited over white.
+func grayOverWhite(c color.Color) byte {
+	r, g, b, a := c.RGBA() // premultiplied, 16 bit
+	l := (19595*r + 38470*g + 7471*b + 1<<15) >> 16
+	return byte(min(0xffff, l+0xffff-a) >> 8)
+}
+
+// boxFilter reads a w×h greyscale image row by row and averages sx×sy
+// blocks of it into an ow×oh image.
+func boxFilter(row func(y int, dst []byte), w, h, sx, sy, ow, oh int) []byte {
+	out := make([]byte, ow*oh)
+	line := make([]byte, w)
+	sum := make([]uint32, ow)
+	n := uint32(sx * sy)
+	for oy := 0; oy < oh; oy++ {
+		clear(sum)
+		for y := oy * sy; y < (oy+1)*sy && y < h; y++ {
+			row(y, line)
+			for ox := 0; ox < ow; ox++ {
+				var s uint32
+				for _, v := range line[ox*sx : ox*sx+sx] {
+					s += uint32(v)
+				}
+				sum[ox] += s
+			}
+		}
+		for ox := range sum {
+			out[oy*ow+ox] = byte((sum[ox] + n/2) / n)
+		}
+	}
+	return out
 }

@@ -1,14 +1,32 @@
 // Package tiff reads and checks fax TIFFs (TIFF-F: bilevel, CCITT T.6/G4)
-// without external tools, and cuts a multi-page TIFF at a page for resuming
-// a fax.
+// in pure Go, without external tools, and cuts a multi-page TIFF at a page
+// for resuming a fax.
 //
-// Validate decodes every strip of every page: a TIFF that was truncated
-// anywhere fails, because Asterisk would otherwise send the readable pages
-// and report success (LAB.md §2).
+// Contracts:
+//
+//   - Parse/Info walk every IFD (image file directory) of a TIFF in either
+//     byte order. They never panic and never allocate more than the input
+//     justifies: IFD loops, offsets outside the file, value arrays running
+//     past the end and absurd counts are reported as ErrTruncated.
+//   - Check additionally checks every page of a fax TIFF without decoding:
+//     the width, G4 compression, 1 bit per pixel, sane dimensions, and
+//     strips that cover the rows, lie inside the file and do not overlap. A
+//     TIFF truncated anywhere fails.
+//   - Validate does what Check does and decodes every strip of every page
+//     with golang.org/x/image/ccitt, checking the decoded row count against
+//     ImageLength. A TIFF truncated anywhere, or with corrupt strip data,
+//     fails: Asterisk would otherwise send the readable pages and report
+//     SUCCESS (LAB.md §2). It costs a few milliseconds per page.
+//   - Extract writes a new TIFF-F holding a tail of the pages, strips copied
+//     byte for byte, atomically (temporary file, fsync, rename).
+//
+// Every error wraps one of the sentinel errors below and names the file and
+// page it concerns.
 package tiff
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,6 +34,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 
 	"golang.org/x/image/ccitt"
@@ -26,12 +45,15 @@ var (
 	ErrNotTIFF     = errors.New("tiff: not a TIFF file")
 	ErrTruncated   = errors.New("tiff: truncated or corrupt")
 	ErrWidth       = errors.New("tiff: wrong page width")
-	ErrCompression = errors.New("tiff: not CCITT G4 compressed")
+	ErrCompression = errors.New("tiff: not CCITT G4 (T.6) compressed")
 	ErrNoPages     = errors.New("tiff: no pages")
+	ErrPageRange   = errors.New("tiff: page out of range")
+	ErrTooLarge    = errors.New("tiff: page dimensions too large")
 )
 
 // Tags used here.
 const (
+	tagSubfileType  = 254
 	tagWidth        = 256
 	tagLength       = 257
 	tagBits         = 258
@@ -49,33 +71,98 @@ const (
 	tagPageNumber   = 297
 )
 
-// maxPages bounds the IFD walk (and IFD loops).
-const maxPages = 10000
+// Compression values (TIFF 6.0 and common extensions).
+const (
+	CompressionNone     = 1
+	CompressionCCITTRLE = 2
+	CompressionG3       = 3
+	CompressionG4       = 4
+	CompressionLZW      = 5
+	CompressionOJPEG    = 6
+	CompressionJPEG     = 7
+	CompressionDeflate  = 8
+	CompressionPackBits = 32773
+)
 
-// Page describes one image (IFD).
-type Page struct {
-	Width, Height int
-	Compression   int
-	Photometric   int
-	FillOrder     int
-	RowsPerStrip  int
-	XRes, YRes    [2]uint32 // rationals
-	ResUnit       int
-	StripOffsets  []uint32
-	StripCounts   []uint32
+// Limits of the walker. A fax has at most a few hundred pages of at most a
+// few thousand rows; the limits are far above that and far below what could
+// exhaust memory.
+const (
+	MaxPages  = 10000   // IFDs walked before the file is refused
+	MaxSide   = 65535   // pixels, either dimension, any compression
+	maxValues = 1 << 20 // values of one tag
+	// G4 pages decoded by Decode: A4 at 1200 dpi fits, and the decoding time
+	// of a hostile page stays bounded.
+	MaxG4Width  = 10000
+	MaxG4Height = 30000
+)
+
+// CompressionName returns a readable name of a TIFF compression value.
+func CompressionName(c int) string {
+	switch c {
+	case CompressionNone:
+		return "none"
+	case CompressionCCITTRLE:
+		return "CCITT RLE"
+	case CompressionG3:
+		return "CCITT G3 (T.4)"
+	case CompressionG4:
+		return "CCITT G4 (T.6)"
+	case CompressionLZW:
+		return "LZW"
+	case CompressionOJPEG, CompressionJPEG:
+		return "JPEG"
+	case CompressionDeflate, 32946:
+		return "Deflate"
+	case CompressionPackBits:
+		return "PackBits"
+	}
+	return fmt.Sprintf("compression %d", c)
 }
 
-// File is a parsed TIFF.
+// Page describes one image (IFD). Unset tags hold the TIFF defaults.
+type Page struct {
+	Width, Height   int
+	BitsPerSample   int
+	SamplesPerPixel int
+	Compression     int
+	Photometric     int
+	FillOrder       int
+	RowsPerStrip    int
+	T6Options       int
+	XRes, YRes      [2]uint32 // rationals (numerator, denominator)
+	ResUnit         int       // 1 none, 2 inch, 3 centimetre
+	StripOffsets    []uint32
+	StripCounts     []uint32
+}
+
+// Resolution returns the page's resolution in dots per inch (0 when unset).
+func (p Page) Resolution() (x, y float64) {
+	r := func(v [2]uint32) float64 {
+		if v[1] == 0 {
+			return 0
+		}
+		d := float64(v[0]) / float64(v[1])
+		if p.ResUnit == 3 {
+			d *= 2.54
+		}
+		return d
+	}
+	return r(p.XRes), r(p.YRes)
+}
+
+// File is a parsed TIFF held in memory.
 type File struct {
 	data  []byte
 	order binary.ByteOrder
 	Pages []Page
 }
 
-// Parse walks every IFD of b. It checks structure only, not image data.
+// Parse walks every IFD of b and returns the pages. It checks structure only
+// (offsets, counts, loops), not image data: see Decode.
 func Parse(b []byte) (*File, error) {
 	if len(b) < 8 {
-		return nil, ErrNotTIFF
+		return nil, fmt.Errorf("%w: %d bytes", ErrNotTIFF, len(b))
 	}
 	var order binary.ByteOrder
 	switch string(b[:4]) {
@@ -90,8 +177,8 @@ func Parse(b []byte) (*File, error) {
 	off := order.Uint32(b[4:8])
 	seen := map[uint32]bool{}
 	for off != 0 {
-		if len(f.Pages) >= maxPages {
-			return nil, fmt.Errorf("%w: more than %d pages", ErrTruncated, maxPages)
+		if len(f.Pages) >= MaxPages {
+			return nil, fmt.Errorf("%w: more than %d pages", ErrTruncated, MaxPages)
 		}
 		if seen[off] {
 			return nil, fmt.Errorf("%w: IFD loop at offset %d", ErrTruncated, off)
@@ -107,23 +194,69 @@ func Parse(b []byte) (*File, error) {
 	if len(f.Pages) == 0 {
 		return nil, ErrNoPages
 	}
+	if err := f.disjointStrips(); err != nil {
+		return nil, err
+	}
 	return f, nil
+}
+
+// disjointStrips refuses strips that overlap: a real TIFF never shares
+// image data, and a hostile one could make thousands of pages decode the
+// same strip.
+func (f *File) disjointStrips() error {
+	type span struct{ off, end uint64 }
+	var spans []span
+	for _, p := range f.Pages {
+		for i, o := range p.StripOffsets {
+			if i < len(p.StripCounts) && p.StripCounts[i] > 0 {
+				spans = append(spans, span{uint64(o), uint64(o) + uint64(p.StripCounts[i])})
+			}
+		}
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.off, b.off) })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].off < spans[i-1].end {
+			return fmt.Errorf("%w: strips overlap at byte %d", ErrTruncated, spans[i].off)
+		}
+	}
+	return nil
+}
+
+// Info reads path and returns the description of every page (structure
+// only, as Parse).
+func Info(path string) ([]Page, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tiff: %w", err)
+	}
+	f, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("tiff: %s: %w", filepath.Base(path), err)
+	}
+	return f.Pages, nil
 }
 
 func (f *File) ifd(off uint32) (Page, uint32, error) {
 	b, o := f.data, f.order
-	if uint64(off)+2 > uint64(len(b)) {
-		return Page{}, 0, fmt.Errorf("%w: IFD offset %d beyond the end (%d bytes)", ErrTruncated, off, len(b))
+	if off < 8 || uint64(off)+2 > uint64(len(b)) {
+		return Page{}, 0, fmt.Errorf("%w: IFD offset %d outside the file (%d bytes)", ErrTruncated, off, len(b))
 	}
 	n := int(o.Uint16(b[off:]))
 	end := uint64(off) + 2 + uint64(n)*12 + 4
-	if end > uint64(len(b)) {
+	if n == 0 || end > uint64(len(b)) {
 		return Page{}, 0, fmt.Errorf("%w: IFD at %d with %d entries runs past the end", ErrTruncated, off, n)
 	}
-	p := Page{Compression: 1, FillOrder: 1, ResUnit: 2}
+	p := Page{Compression: 1, FillOrder: 1, ResUnit: 2, BitsPerSample: 1, SamplesPerPixel: 1}
 	for i := 0; i < n; i++ {
 		e := b[uint64(off)+2+uint64(i)*12:]
 		tag, typ, count := o.Uint16(e), o.Uint16(e[2:]), o.Uint32(e[4:])
+		switch tag {
+		case tagWidth, tagLength, tagBits, tagCompression, tagPhotometric, tagFillOrder,
+			tagStripOffsets, tagSamples, tagRowsPerStrip, tagStripCounts, tagXRes, tagYRes,
+			tagT6Options, tagResUnit:
+		default:
+			continue // not needed: not even read
+		}
 		vals, err := f.values(typ, count, e[8:12])
 		if err != nil {
 			return Page{}, 0, fmt.Errorf("tag %d: %w", tag, err)
@@ -137,6 +270,8 @@ func (f *File) ifd(off uint32) (Page, uint32, error) {
 			p.Width = int(first)
 		case tagLength:
 			p.Height = int(first)
+		case tagBits:
+			p.BitsPerSample = int(first)
 		case tagCompression:
 			p.Compression = int(first)
 		case tagPhotometric:
@@ -149,15 +284,19 @@ func (f *File) ifd(off uint32) (Page, uint32, error) {
 			p.StripOffsets = vals
 		case tagStripCounts:
 			p.StripCounts = vals
+		case tagSamples:
+			p.SamplesPerPixel = int(first)
+		case tagT6Options:
+			p.T6Options = int(first)
 		case tagResUnit:
 			p.ResUnit = int(first)
-		case tagXRes, tagYRes:
-			if len(vals) == 2 {
-				if tag == tagXRes {
-					p.XRes = [2]uint32{vals[0], vals[1]}
-				} else {
-					p.YRes = [2]uint32{vals[0], vals[1]}
-				}
+		case tagXRes:
+			if len(vals) >= 2 {
+				p.XRes = [2]uint32{vals[0], vals[1]}
+			}
+		case tagYRes:
+			if len(vals) >= 2 {
+				p.YRes = [2]uint32{vals[0], vals[1]}
 			}
 		}
 	}
@@ -167,14 +306,24 @@ func (f *File) ifd(off uint32) (Page, uint32, error) {
 	return p, o.Uint32(b[end-4:]), nil
 }
 
-// values reads an entry's values (SHORT, LONG, RATIONAL as two LONGs);
-// other types are skipped.
+// values reads an entry's values: BYTE, SHORT, LONG, and RATIONAL as two
+// LONGs per value. Other types read as nothing. The values must lie inside
+// the file, so an entry cannot claim more than the file holds.
 func (f *File) values(typ uint16, count uint32, inline []byte) ([]uint32, error) {
-	size := map[uint16]uint64{3: 2, 4: 4, 5: 8}[typ]
-	if size == 0 {
+	var size uint64
+	switch typ {
+	case 1:
+		size = 1
+	case 3:
+		size = 2
+	case 4:
+		size = 4
+	case 5:
+		size = 8
+	default:
 		return nil, nil
 	}
-	if count > 1<<20 {
+	if count > maxValues {
 		return nil, fmt.Errorf("%w: %d values", ErrTruncated, count)
 	}
 	total := size * uint64(count)
@@ -182,13 +331,19 @@ func (f *File) values(typ uint16, count uint32, inline []byte) ([]uint32, error)
 	if total > 4 {
 		off := uint64(f.order.Uint32(inline))
 		if off+total > uint64(len(f.data)) {
-			return nil, fmt.Errorf("%w: values at %d run past the end", ErrTruncated, off)
+			return nil, fmt.Errorf("%w: %d values at %d run past the end", ErrTruncated, count, off)
 		}
 		src = f.data[off : off+total]
 	}
-	var out []uint32
+	n := uint64(count)
+	if typ == 5 {
+		n *= 2
+	}
+	out := make([]uint32, 0, n)
 	for i := uint64(0); i < uint64(count); i++ {
 		switch typ {
+		case 1:
+			out = append(out, uint32(src[i]))
 		case 3:
 			out = append(out, uint32(f.order.Uint16(src[i*2:])))
 		case 4:
@@ -200,21 +355,6 @@ func (f *File) values(typ uint16, count uint32, inline []byte) ([]uint32, error)
 	return out, nil
 }
 
-// Resolution returns the page's resolution in dots per inch.
-func (p Page) Resolution() (x, y float64) {
-	r := func(v [2]uint32) float64 {
-		if v[1] == 0 {
-			return 0
-		}
-		d := float64(v[0]) / float64(v[1])
-		if p.ResUnit == 3 {
-			d *= 2.54
-		}
-		return d
-	}
-	return r(p.XRes), r(p.YRes)
-}
-
 // strips returns the page's strips, checked against the file size.
 func (f *File) strips(p Page) ([][]byte, error) {
 	if len(p.StripOffsets) == 0 || len(p.StripOffsets) != len(p.StripCounts) {
@@ -224,7 +364,7 @@ func (f *File) strips(p Page) ([][]byte, error) {
 	for i, off := range p.StripOffsets {
 		end := uint64(off) + uint64(p.StripCounts[i])
 		if end > uint64(len(f.data)) {
-			return nil, fmt.Errorf("%w: strip %d ends at %d, file has %d bytes", ErrTruncated, i, end, len(f.data))
+			return nil, fmt.Errorf("%w: strip %d ends at byte %d, the file has %d", ErrTruncated, i, end, len(f.data))
 		}
 		out[i] = f.data[off:end]
 	}
@@ -234,68 +374,136 @@ func (f *File) strips(p Page) ([][]byte, error) {
 // CheckStrips checks that page i's strips lie inside the file (any
 // compression): a truncated file fails.
 func (f *File) CheckStrips(i int) error {
-	_, err := f.strips(f.Pages[i])
+	if i < 0 || i >= len(f.Pages) {
+		return fmt.Errorf("%w: page %d of %d", ErrPageRange, i+1, len(f.Pages))
+	}
+	p := f.Pages[i]
+	if p.Width <= 0 || p.Height <= 0 || p.Width > MaxSide || p.Height > MaxSide {
+		return fmt.Errorf("%w: %dx%d pixels", ErrTooLarge, p.Width, p.Height)
+	}
+	_, err := f.strips(p)
 	return err
 }
 
-// Decode decompresses every strip of page i and checks the row count.
+// Decode decompresses every strip of page i (0-based) and checks that they
+// hold exactly ImageLength rows of ImageWidth pixels. Pages that are not
+// bilevel CCITT G4 fail with ErrCompression.
 func (f *File) Decode(i int) error {
+	if i < 0 || i >= len(f.Pages) {
+		return fmt.Errorf("%w: page %d of %d", ErrPageRange, i+1, len(f.Pages))
+	}
 	p := f.Pages[i]
-	if p.Compression != 4 {
-		return fmt.Errorf("%w (compression %d)", ErrCompression, p.Compression)
-	}
-	if p.Width <= 0 || p.Height <= 0 || p.Width > 10000 || p.Height > 20000 {
-		return fmt.Errorf("%w: %dx%d pixels", ErrTruncated, p.Width, p.Height)
-	}
-	strips, err := f.strips(p)
-	if err != nil {
+	if err := f.checkG4Page(p, 0); err != nil {
 		return err
 	}
+	strips, _ := f.strips(p)
+	order := ccitt.MSB
+	if p.FillOrder == 2 {
+		order = ccitt.LSB
+	}
+	rowBytes := int64((p.Width + 7) / 8)
+	rows := p.Height
+	for s, data := range strips {
+		h := min(p.RowsPerStrip, rows)
+		if h <= 0 {
+			return fmt.Errorf("%w: strip %d is beyond the page's %d rows", ErrTruncated, s, p.Height)
+		}
+		r := ccitt.NewReader(bytes.NewReader(data), order, ccitt.Group4, p.Width, h, nil)
+		n, err := io.Copy(io.Discard, r)
+		if err != nil {
+			return fmt.Errorf("%w: strip %d: %v", ErrTruncated, s, err)
+		}
+		if n != rowBytes*int64(h) {
+			return fmt.Errorf("%w: strip %d decodes to %d rows, want %d", ErrTruncated, s, n/rowBytes, h)
+		}
+		rows -= h
+	}
+	if rows != 0 {
+		return fmt.Errorf("%w: the strips hold %d rows fewer than the page's %d", ErrTruncated, rows, p.Height)
+	}
+	return nil
+}
+
+// DecodeRows decodes the first n rows of page i into a packed bitmap
+// (1 bit per pixel, MSB first, rows padded to whole bytes, 1 = black
+// whatever the page's Photometric says). It is meant for tests and tools
+// that look at page content.
+func (f *File) DecodeRows(i, n int) ([]byte, error) {
+	if err := f.Decode(i); err != nil {
+		return nil, err
+	}
+	p := f.Pages[i]
+	n = min(n, p.Height)
+	strips, _ := f.strips(p)
 	order := ccitt.MSB
 	if p.FillOrder == 2 {
 		order = ccitt.LSB
 	}
 	rowBytes := (p.Width + 7) / 8
+	out := make([]byte, 0, rowBytes*n)
 	rows := p.Height
-	for s, data := range strips {
+	for _, data := range strips {
+		if len(out) >= rowBytes*n {
+			break
+		}
 		h := min(p.RowsPerStrip, rows)
-		if h <= 0 {
-			return fmt.Errorf("%w: more strips than rows", ErrTruncated)
-		}
+		// ccitt decodes with 1 = white unless inverted; WhiteIsZero
+		// (Photometric 0), the fax default, is the inverted case.
 		r := ccitt.NewReader(bytes.NewReader(data), order, ccitt.Group4, p.Width, h, &ccitt.Options{Invert: p.Photometric == 0})
-		n, err := io.Copy(io.Discard, r)
-		if err != nil {
-			return fmt.Errorf("%w: strip %d: %v", ErrTruncated, s, err)
+		buf := make([]byte, rowBytes*min(h, n-len(out)/rowBytes))
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrTruncated, err)
 		}
-		if n != int64(rowBytes*h) {
-			return fmt.Errorf("%w: strip %d decodes to %d rows, want %d", ErrTruncated, s, n/int64(rowBytes), h)
-		}
+		out = append(out, buf...)
 		rows -= h
 	}
-	if rows != 0 {
-		return fmt.Errorf("%w: strips hold %d rows fewer than the page's %d", ErrTruncated, rows, p.Height)
+	return out, nil
+}
+
+// check checks b's structure as Check does (name is for messages only).
+func check(b []byte, name string, width int) (*File, error) {
+	f, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("tiff: %s: %w", name, err)
+	}
+	for i, p := range f.Pages {
+		if err := f.checkG4Page(p, width); err != nil {
+			return nil, fmt.Errorf("tiff: %s page %d: %w", name, i+1, err)
+		}
+	}
+	return f, nil
+}
+
+// checkG4Page checks one page's tags and strip layout, without decoding.
+func (f *File) checkG4Page(p Page, width int) error {
+	if width > 0 && p.Width != width {
+		return fmt.Errorf("%w: %d px, want %d", ErrWidth, p.Width, width)
+	}
+	if p.Compression != CompressionG4 {
+		return fmt.Errorf("%w: %s", ErrCompression, CompressionName(p.Compression))
+	}
+	if p.BitsPerSample != 1 || p.SamplesPerPixel != 1 {
+		return fmt.Errorf("%w: G4 page with %d samples of %d bits", ErrTruncated, p.SamplesPerPixel, p.BitsPerSample)
+	}
+	if p.Width <= 0 || p.Height <= 0 || p.Width > MaxG4Width || p.Height > MaxG4Height {
+		return fmt.Errorf("%w: %dx%d pixels (G4 pages up to %dx%d)", ErrTooLarge, p.Width, p.Height, MaxG4Width, MaxG4Height)
+	}
+	if _, err := f.strips(p); err != nil {
+		return err
+	}
+	if want := (p.Height + p.RowsPerStrip - 1) / p.RowsPerStrip; len(p.StripOffsets) != want {
+		return fmt.Errorf("%w: %d strips for %d rows of %d", ErrTruncated, len(p.StripOffsets), p.Height, p.RowsPerStrip)
 	}
 	return nil
 }
 
-// Validate checks that path is a TIFF-F with every page width px wide, G4
-// compressed and fully decodable; it returns the page count.
-func Validate(path string, width int) (int, error) {
-	b, err := os.ReadFile(path)
+// validate checks b as Validate does (name is for messages only).
+func validate(b []byte, name string, width int) (*File, error) {
+	f, err := check(b, name, width)
 	if err != nil {
-		return 0, fmt.Errorf("tiff: %w", err)
+		return nil, err
 	}
-	f, err := Parse(b)
-	if err != nil {
-		return 0, fmt.Errorf("tiff: %s: %w", filepath.Base(path), err)
-	}
-	for i, p := range f.Pages {
-		if width > 0 && p.Width != width {
-			return 0, fmt.Errorf("tiff: %s page %d: %w: %d px, want %d", filepath.Base(path), i+1, ErrWidth, p.Width, width)
-		}
-	}
-	// Decode the pages in parallel: this check runs on every conversion and
-	// before every dial.
+	// Decode the pages in parallel: this check runs before every dial.
 	errs := make([]error, len(f.Pages))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -315,39 +523,87 @@ func Validate(path string, width int) (int, error) {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			return 0, fmt.Errorf("tiff: %s page %d: %w", filepath.Base(path), i+1, err)
+			return nil, fmt.Errorf("tiff: %s page %d: %w", name, i+1, err)
 		}
+	}
+	return f, nil
+}
+
+// Check is Validate without decoding the image data: every IFD walked, every
+// page width px wide (width <= 0 skips that), bilevel G4, of sane
+// dimensions, with as many strips as its rows need, all inside the file and
+// not overlapping. A TIFF truncated anywhere fails; corrupt strip data
+// inside an intact structure is only found by Validate. It costs
+// microseconds where Validate costs milliseconds per page, and returns the
+// pages.
+func Check(path string, width int) ([]Page, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tiff: %w", err)
+	}
+	f, err := check(b, filepath.Base(path), width)
+	if err != nil {
+		return nil, err
+	}
+	return f.Pages, nil
+}
+
+// Validate checks that path is a TIFF-F a fax engine can send whole: every
+// page exactly width pixels wide (1728 for fax; width <= 0 skips the check),
+// CCITT G4 compressed, and every strip decodes to exactly the page's rows.
+// It returns the page count. Errors wrap ErrNotTIFF, ErrTruncated, ErrWidth,
+// ErrCompression, ErrNoPages or ErrTooLarge (or an os error).
+func Validate(path string, width int) (pages int, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("tiff: %w", err)
+	}
+	f, err := validate(b, filepath.Base(path), width)
+	if err != nil {
+		return 0, err
 	}
 	return len(f.Pages), nil
 }
 
-// Extract writes pages from..N (1-based) of src into a new TIFF at dst
-// (written to a temporary file, fsynced, renamed) and returns how many pages
-// it holds. Strips are copied byte for byte.
-func Extract(src, dst string, from int) (int, error) {
+// Extract writes pages fromPage..N (1-based) of src into a new TIFF-F at dst
+// and returns how many pages it holds. src must validate as G4 (any width);
+// the strips are copied byte for byte, their offsets rewritten, resolution
+// and photometric kept, PageNumber renumbered. dst is written to a temporary
+// file in its directory, fsynced and renamed: it is either complete or
+// untouched. fromPage outside 1..N fails with ErrPageRange.
+func Extract(src, dst string, fromPage int) (pages int, err error) {
 	b, err := os.ReadFile(src)
 	if err != nil {
 		return 0, fmt.Errorf("tiff: %w", err)
 	}
-	f, err := Parse(b)
-	if err != nil {
-		return 0, fmt.Errorf("tiff: %s: %w", filepath.Base(src), err)
-	}
-	if from < 1 || from > len(f.Pages) {
-		return 0, fmt.Errorf("tiff: extract from page %d of %d", from, len(f.Pages))
-	}
-	pages := f.Pages[from-1:]
-	out, err := f.write(pages)
+	f, err := validate(b, filepath.Base(src), 0)
 	if err != nil {
 		return 0, err
 	}
-	return len(pages), writeFile(dst, out)
+	if fromPage < 1 || fromPage > len(f.Pages) {
+		return 0, fmt.Errorf("tiff: extract from page %d of %s: %w (it has %d)", fromPage, filepath.Base(src), ErrPageRange, len(f.Pages))
+	}
+	out, err := f.write(f.Pages[fromPage-1:])
+	if err != nil {
+		return 0, err
+	}
+	if err := writeFile(dst, out); err != nil {
+		return 0, err
+	}
+	return len(f.Pages) - fromPage + 1, nil
 }
 
-// write builds a little-endian TIFF-F holding pages.
+// write builds a little-endian TIFF-F holding pages (G4 pages of f).
 func (f *File) write(pages []Page) ([]byte, error) {
 	var buf bytes.Buffer
 	le := binary.LittleEndian
+	put16 := func(v uint16) { buf.Write(le.AppendUint16(nil, v)) }
+	put32 := func(v uint32) { buf.Write(le.AppendUint32(nil, v)) }
+	pad := func() {
+		if buf.Len()%2 == 1 {
+			buf.WriteByte(0)
+		}
+	}
 	buf.WriteString("II*\x00\x00\x00\x00\x00")
 	prevNext := 4 // where to patch the offset of the next IFD
 	for i, p := range pages {
@@ -358,77 +614,77 @@ func (f *File) write(pages []Page) ([]byte, error) {
 		offs := make([]uint32, len(strips))
 		counts := make([]uint32, len(strips))
 		for s, data := range strips {
-			if buf.Len()%2 == 1 {
-				buf.WriteByte(0)
-			}
+			pad()
 			offs[s] = uint32(buf.Len())
 			counts[s] = uint32(len(data))
 			buf.Write(data)
+		}
+		xr, yr := p.XRes, p.YRes
+		unit := p.ResUnit
+		if xr[1] == 0 || yr[1] == 0 {
+			xr, yr, unit = [2]uint32{204, 1}, [2]uint32{196, 1}, 2
 		}
 		type entry struct {
 			tag, typ uint16
 			vals     []uint32
 		}
-		xr, yr := p.XRes, p.YRes
-		if xr[1] == 0 {
-			xr = [2]uint32{204, 1}
-		}
-		if yr[1] == 0 {
-			yr = [2]uint32{196, 1}
-		}
+		// Tags in ascending order, as TIFF requires.
 		entries := []entry{
+			{tagSubfileType, 4, []uint32{2}}, // a page of a multi-page document
 			{tagWidth, 4, []uint32{uint32(p.Width)}},
 			{tagLength, 4, []uint32{uint32(p.Height)}},
 			{tagBits, 3, []uint32{1}},
-			{tagCompression, 3, []uint32{4}},
+			{tagCompression, 3, []uint32{CompressionG4}},
 			{tagPhotometric, 3, []uint32{uint32(p.Photometric)}},
-			{tagFillOrder, 3, []uint32{uint32(p.FillOrder)}},
+			{tagFillOrder, 3, []uint32{uint32(max(p.FillOrder, 1))}},
 			{tagStripOffsets, 4, offs},
 			{tagSamples, 3, []uint32{1}},
 			{tagRowsPerStrip, 4, []uint32{uint32(p.RowsPerStrip)}},
 			{tagStripCounts, 4, counts},
 			{tagXRes, 5, xr[:]},
 			{tagYRes, 5, yr[:]},
-			{tagT6Options, 4, []uint32{0}},
-			{tagResUnit, 3, []uint32{uint32(p.ResUnit)}},
+			{tagT6Options, 4, []uint32{uint32(p.T6Options)}},
+			{tagResUnit, 3, []uint32{uint32(unit)}},
 			{tagPageNumber, 3, []uint32{uint32(i), uint32(len(pages))}},
+		}
+		count := func(e entry) int {
+			if e.typ == 5 {
+				return len(e.vals) / 2
+			}
+			return len(e.vals)
+		}
+		size := func(e entry) int {
+			if e.typ == 3 {
+				return 2 * len(e.vals)
+			}
+			return 4 * len(e.vals)
 		}
 		// Out-of-line values first, then the IFD.
 		extOff := make([]uint32, len(entries))
 		for k, e := range entries {
-			size := map[uint16]int{3: 2, 4: 4, 5: 8}[e.typ]
-			n := len(e.vals)
-			if e.typ == 5 {
-				n /= 2
-			}
-			if size*n > 4 {
-				if buf.Len()%2 == 1 {
-					buf.WriteByte(0)
-				}
+			if size(e) > 4 {
+				pad()
 				extOff[k] = uint32(buf.Len())
 				for _, v := range e.vals {
 					if e.typ == 3 {
-						binary.Write(&buf, le, uint16(v))
+						put16(uint16(v))
 					} else {
-						binary.Write(&buf, le, v)
+						put32(v)
 					}
 				}
 			}
 		}
-		if buf.Len()%2 == 1 {
-			buf.WriteByte(0)
-		}
+		pad()
 		ifd := buf.Len()
+		if uint64(ifd) > 0xffffffff-uint64(len(entries))*12-6 {
+			return nil, fmt.Errorf("%w: the extracted TIFF would exceed 4 GB", ErrTooLarge)
+		}
 		le.PutUint32(buf.Bytes()[prevNext:], uint32(ifd))
-		binary.Write(&buf, le, uint16(len(entries)))
+		put16(uint16(len(entries)))
 		for k, e := range entries {
-			n := len(e.vals)
-			if e.typ == 5 {
-				n /= 2
-			}
-			binary.Write(&buf, le, e.tag)
-			binary.Write(&buf, le, e.typ)
-			binary.Write(&buf, le, uint32(n))
+			put16(e.tag)
+			put16(e.typ)
+			put32(uint32(count(e)))
 			var v [4]byte
 			switch {
 			case extOff[k] != 0:
@@ -443,11 +699,14 @@ func (f *File) write(pages []Page) ([]byte, error) {
 			buf.Write(v[:])
 		}
 		prevNext = buf.Len()
-		buf.Write([]byte{0, 0, 0, 0})
+		put32(0)
 	}
 	return buf.Bytes(), nil
 }
 
+// writeFile writes b to dst atomically: a temporary file in dst's
+// directory, fsync, rename, fsync of the directory. On error nothing is
+// left behind.
 func writeFile(dst string, b []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tiff-*")
 	if err != nil {
@@ -461,11 +720,18 @@ func writeFile(dst string, b []byte) error {
 		err = cerr
 	}
 	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o640)
+	}
+	if err == nil {
 		err = os.Rename(tmp.Name(), dst)
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("tiff: write %s: %w", dst, err)
+	}
+	if d, err := os.Open(filepath.Dir(dst)); err == nil {
+		d.Sync()
+		d.Close()
 	}
 	return nil
 }
