@@ -48,7 +48,7 @@ lab-setup: deps
 deps:
 	tools/deps.sh
 
-test: deps cross vendor-check
+test: deps lab-setup cross vendor-check
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -parallel 16 -timeout 60m $(PKGS)
 

@@ -217,8 +217,19 @@ func Render(cfg config.Config) (Files, error) {
 }
 
 // RenderTo renders and writes the files into dir (each via a temporary file
-// and rename).
+// and rename). asterisk.conf's astetcdir is dir, whatever config_dir says:
+// Asterisk must read the files where they were written (an image renders
+// them onto its data partition, not into /etc/asterisk).
 func RenderTo(cfg config.Config, dir string) ([]string, error) {
+	if cfg.Asterisk != nil {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, fmt.Errorf("services: %w", err)
+		}
+		a := *cfg.Asterisk
+		a.ConfigDir = abs
+		cfg.Asterisk = &a
+	}
 	files, err := Render(cfg)
 	if err != nil {
 		return nil, err

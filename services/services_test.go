@@ -108,6 +108,11 @@ func TestRenderTo(t *testing.T) {
 	if st.Mode().Perm()&0o004 != 0 {
 		t.Errorf("manager.conf is world-readable: %v", st.Mode())
 	}
+	// Asterisk reads the files where they were written, not config_dir's
+	// default /etc/asterisk (the image renders them onto its data partition).
+	if b, _ := os.ReadFile(filepath.Join(dir, "asterisk.conf")); !strings.Contains(string(b), "astetcdir => "+dir+"\n") {
+		t.Errorf("asterisk.conf does not point Asterisk at %s:\n%s", dir, b)
+	}
 }
 
 // TestDAHDI: a box with DAHDI line cards gets chan_dahdi.conf, loads

@@ -89,7 +89,12 @@ func serve(args []string, stderr io.Writer) int {
 	if *token != "" {
 		cfg.Tokens = append(cfg.Tokens, *token)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	// FAXBOX_LOG=debug logs the details (AMI reconnect attempts, …).
+	level := slog.LevelInfo
+	if os.Getenv("FAXBOX_LOG") == "debug" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b, err := box.Open(ctx, cfg, box.Options{Log: log, Version: version})

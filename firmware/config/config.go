@@ -259,6 +259,20 @@ func Load(path string) (Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return c, fmt.Errorf("config: %s: %w", path, err)
 	}
+	if a := c.Asterisk; a != nil {
+		// The same defaults services.Render writes into manager.conf, so
+		// faxbox logs in as the user it rendered.
+		if a.AMIUser == "" {
+			a.AMIUser = "faxbox"
+		}
+		if a.AMIAddr == "" {
+			port := a.AMIPort
+			if port == 0 {
+				port = 5038
+			}
+			a.AMIAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		}
+	}
 	if err := c.ResolveDAHDI(); err != nil {
 		return c, fmt.Errorf("config: %s: %w", path, err)
 	}

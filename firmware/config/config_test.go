@@ -159,6 +159,9 @@ func TestFirstBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c.Asterisk.AMIUser != "faxbox" || c.Asterisk.AMIAddr != "127.0.0.1:5038" {
+		t.Fatalf("AMI login defaults: user %q addr %q (manager.conf is rendered for faxbox@127.0.0.1:5038)", c.Asterisk.AMIUser, c.Asterisk.AMIAddr)
+	}
 	if len(c.Tokens) != 1 || c.Tokens[0] != tok || len(c.Asterisk.AMISecret) != 32 || c.Listen != "0.0.0.0:8080" || c.Retention.D().Hours() != 48 {
 		t.Fatalf("config: %+v", c)
 	}

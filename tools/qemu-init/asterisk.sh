@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Boots the faxbox init scripts with the real Asterisk under BusyBox init in
+# qemu, on Debian's kernel:
+#
+#   tools/qemu-init/asterisk.sh FAXBOX_BINARY (static, linux/amd64) LAB_ROOT
+#
+# The guest's root is the lab's Asterisk chroot (tools/lab, LAB_ROOT),
+# shared read-only over virtio-9p with a tmpfs overlay on top, so nothing the
+# guest does reaches the host. BusyBox is PID 1; its rcS runs S20dahdi,
+# S50asterisk and S95faxbox from services/init. The image's kind of config
+# (no token: faxbox firstboot makes one; Asterisk's spool and astdb under
+# /var/lib/faxbox) is used. The console (stdout) carries the verdict lines
+# FAXBOX-AST-* and the scripts' own output.
+set -euo pipefail
+bin=$1
+lab=$2
+here=$(cd "$(dirname "$0")" && pwd)
+[ -f "$lab/.faxbox-lab-ready" ] || { echo "qemu-init: no lab chroot at $lab (make lab-setup)" >&2; exit 1; }
+abi=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-//p' | head -1)
+[ -f "/boot/vmlinuz-$abi" ] || { echo "qemu-init: no kernel /boot/vmlinuz-$abi (tools/deps.sh)" >&2; exit 1; }
+mods=/lib/modules/$abi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+ird=$work/initrd
+mkdir -p "$ird"/{bin,proc,sys,dev,lower,rw,newroot,modules}
+cp /bin/busybox "$ird/bin/busybox"
+# The modules for virtio-9p and overlayfs, dependencies first.
+order=()
+add() {
+  local m=$1 path deps d
+  path=$(grep -E "(^|/)$m\.ko(\.xz|\.zst)?:" "$mods/modules.dep" | head -1 | cut -d: -f1)
+  [ -n "$path" ] || return 0 # built in
+  for seen in "${order[@]:-}"; do [ "$seen" = "$path" ] && return 0; done
+  deps=$(grep -E "^$path:" "$mods/modules.dep" | cut -d: -f2)
+  for d in $deps; do add "$(basename "$d" | sed 's/\.ko.*//')"; done
+  order+=("$path")
+}
+for m in virtio_pci 9pnet_virtio 9p overlay; do add "$m"; done
+: > "$ird/modules/order"
+for p in "${order[@]}"; do
+  cp "$mods/$p" "$ird/modules/"
+  echo "$(basename "$p")" >> "$ird/modules/order"
+done
+cat > "$ird/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sys /sys
+/bin/busybox mount -t devtmpfs dev /dev
+for m in $(/bin/busybox cat /modules/order); do
+  /bin/busybox insmod "/modules/$m" || echo "FAXBOX-AST-INSMOD $m failed"
+done
+/bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,ro lab /lower || echo "FAXBOX-AST-9P failed"
+/bin/busybox mount -t tmpfs -o size=512m rw /rw
+/bin/busybox mkdir -p /rw/upper /rw/work
+/bin/busybox mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /newroot || echo "FAXBOX-AST-OVERLAY failed"
+/bin/busybox cp -a /payload/. /newroot/
+/bin/busybox umount /proc /sys
+/bin/busybox mount --move /dev /newroot/dev
+exec /bin/busybox switch_root /newroot /bin/busybox init
+INIT
+chmod +x "$ird/init"
+# What the guest's root gets on top of the chroot: busybox, faxbox, the
+# init scripts, the image's kind of config.
+pay=$ird/payload
+# (The chroot is merged-/usr: /bin and /var/run are symlinks there.)
+mkdir -p "$pay"/{usr/bin,etc/init.d,etc/faxbox,var/lib/faxbox,var/log,tmp}
+cp /bin/busybox "$pay/usr/bin/busybox"
+cp "$bin" "$pay/usr/bin/faxbox"
+cp "$here"/../../services/init/{S20dahdi,S50asterisk,S95faxbox} "$pay/etc/init.d/"
+cat > "$pay/etc/faxbox/faxbox.json" <<'JSON'
+{
+  "listen": "127.0.0.1:8080",
+  "data_dir": "/var/lib/faxbox",
+  "limits": {"min_free_bytes": 0},
+  "line_groups": [{"name": "sip", "channels": 2, "dial": "PJSIP/%s@trunk"}],
+  "asterisk": {
+    "ami_addr": "127.0.0.1:5038",
+    "user": "asterisk",
+    "spool_dir": "/var/lib/faxbox/asterisk/spool",
+    "db_dir": "/var/lib/faxbox/asterisk/db",
+    "log_dir": "/var/log/asterisk",
+    "run_dir": "/var/run/asterisk"
+  }
+}
+JSON
+cat > "$pay/etc/inittab" <<'TAB'
+::sysinit:/etc/init.d/rcS
+::shutdown:/etc/init.d/rcK
+TAB
+cat > "$pay/etc/init.d/rcS" <<'RCS'
+#!/bin/busybox sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t tmpfs tmp /tmp
+mkdir -p /var/run /var/log
+busybox ip link set lo up
+for s in /etc/init.d/S??*; do "$s" start; done
+ok=no
+for i in $(busybox seq 1 100); do
+  if busybox wget -q -O - http://127.0.0.1:8080/healthz 2>/dev/null | grep -q '"ok"'; then ok=yes; break; fi
+  sleep 0.2
+done
+echo "FAXBOX-AST-HEALTHZ $ok"
+conn=no
+for i in $(busybox seq 1 100); do
+  if /usr/sbin/asterisk -C /var/lib/faxbox/asterisk/asterisk.conf -rx 'manager show connected' 2>/dev/null | grep -q faxbox; then conn=yes; break; fi
+  sleep 0.2
+done
+echo "FAXBOX-AST-AMI-CONNECTED $conn"
+echo "FAXBOX-AST-USER $(busybox ps -o user,comm | busybox awk '$2 == "asterisk" {print $1; exit}')"
+echo "FAXBOX-AST-FAXMOD $(/usr/sbin/asterisk -C /var/lib/faxbox/asterisk/asterisk.conf -rx 'module show like res_fax_spandsp' 2>/dev/null | grep -c 'res_fax_spandsp.so')"
+/etc/init.d/S50asterisk status
+/etc/init.d/S95faxbox status
+busybox poweroff
+RCS
+cat > "$pay/etc/init.d/rcK" <<'RCK'
+#!/bin/busybox sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+for s in $(busybox ls -r /etc/init.d/S??*); do "$s" stop && echo "FAXBOX-AST-STOP $s ok" || echo "FAXBOX-AST-STOP $s fail"; done
+left=$(busybox ps -o comm | grep -c -x -e asterisk -e faxbox)
+echo "FAXBOX-AST-LEFT $left"
+echo "--- faxbox log"
+busybox tail -5 /var/log/faxbox.log
+echo "--- end"
+RCK
+chmod +x "$pay"/etc/init.d/*
+(cd "$ird" && find . | cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initrd.gz"
+timeout 300 qemu-system-x86_64 -m 1024 -smp 2 -nic none -nographic -no-reboot \
+  -kernel "/boot/vmlinuz-$abi" -initrd "$work/initrd.gz" \
+  -virtfs "local,path=$lab,mount_tag=lab,security_model=passthrough,readonly=on" \
+  -append "console=ttyS0 quiet panic=-1" </dev/null
