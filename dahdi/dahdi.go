@@ -31,6 +31,12 @@ type Span struct {
 	Group    int    `json:"group"`    // Asterisk dial group (DAHDI/g<n>/…)
 	CRC4     bool   `json:"crc4"`     // e1
 	Timing   int    `json:"timing"`   // e1: 0 = master, 1 = take clock from the line
+	// Dynamic makes this a DAHDI dynamic span instead of a card's span:
+	// "<driver>,<address>" as in system.conf's dynamic= line, e.g.
+	// "eth,eth0/00:02:b3:35:43:9c/0" (TDMoE) or "loc,1:0" (the local
+	// loopback driver). dahdi_cfg creates dynamic spans after the
+	// hardware's, so they come last in Spans.
+	Dynamic string `json:"dynamic,omitempty"`
 	// LineGroup names the scheduler's line group that dials out on this
 	// span's channels (FXO and E1; FXS ports serve local devices and are
 	// never dialled out on). Default "dahdi<group>".
@@ -61,7 +67,10 @@ type Config struct {
 	Spans    []Span `json:"spans"`
 }
 
-var reWord = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+var (
+	reWord    = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+	reDynamic = regexp.MustCompile(`^(eth|ethmf|loc),[A-Za-z0-9:/._-]{1,64}$`)
+)
 
 func (c *Config) validate() error {
 	var errs []error
@@ -83,6 +92,12 @@ func (c *Config) validate() error {
 		}
 		if s.First < 1 || s.Group < 0 || s.Group > 63 {
 			errs = append(errs, fmt.Errorf("dahdi: span %d: first channel from 1, group 0-63", i+1))
+		}
+		if s.Dynamic != "" && !reDynamic.MatchString(s.Dynamic) {
+			errs = append(errs, fmt.Errorf("dahdi: span %d: dynamic %q: <eth|ethmf|loc>,<address>", i+1, s.Dynamic))
+		}
+		if s.Dynamic == "" && i > 0 && c.Spans[i-1].Dynamic != "" {
+			errs = append(errs, fmt.Errorf("dahdi: span %d: a card's span after a dynamic span (dynamic spans come last)", i+1))
 		}
 		if s.LineGroup != "" && !reWord.MatchString(s.LineGroup) {
 			errs = append(errs, fmt.Errorf("dahdi: span %d: line_group %q: a lower-case word", i+1, s.LineGroup))
@@ -179,6 +194,12 @@ func Render(c Config) (systemConf, chanDahdi []byte, err error) {
 	}
 	var sys, ch bytes.Buffer
 	fmt.Fprintf(&sys, "# Rendered by faxbox (dahdi/): do not edit.\nloadzone = %s\ndefaultzone = %s\n", c.ToneZone, c.ToneZone)
+	for _, sp := range c.Spans {
+		if sp.Dynamic != "" {
+			first, last, _ := sp.channels()
+			fmt.Fprintf(&sys, "dynamic = %s,%d,%d\n", sp.Dynamic, last-first+1, sp.Timing)
+		}
+	}
 	fmt.Fprintf(&ch, "; Rendered by faxbox (dahdi/): do not edit.\n[trunkgroups]\n\n[channels]\nlanguage = en\ncontext = %s\nusecallerid = yes\nechocancel = yes\nechocancelwhenbridged = no\nfaxdetect = no\nrelaxdtmf = yes\n", c.Context)
 	for i, s := range c.Spans {
 		span := i + 1
