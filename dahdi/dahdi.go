@@ -164,14 +164,15 @@ func rng(a, b int) string {
 	return fmt.Sprintf("%d-%d", a, b)
 }
 
-// withDefaults fills in the tone zone (de), the echo canceller (oslec) and
+// withDefaults fills in the tone zone (de), the echo canceller (mg2: built into dahdi-linux, no kernel
+// staging driver needed, unlike oslec) and
 // the inbound context (faxbox-receive).
 func (c Config) withDefaults() Config {
 	if c.ToneZone == "" {
 		c.ToneZone = "de"
 	}
 	if c.EchoCan == "" {
-		c.EchoCan = "oslec"
+		c.EchoCan = "mg2"
 	}
 	if c.Context == "" {
 		c.Context = "faxbox-receive"

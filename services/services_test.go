@@ -136,6 +136,10 @@ func TestDAHDI(t *testing.T) {
 	if n := strings.Count(string(files["extensions.conf"]), "Set(CHANNEL(echocan_mode)=fax)"); n != 2 {
 		t.Errorf("echocan_mode=fax %d times in extensions.conf (send and receive)", n)
 	}
+	mgr := string(files["manager.conf"])
+	if !strings.Contains(mgr, "read = call,reporting,user,originate,dtmf,system\n") || !strings.Contains(mgr, "write = call,originate,reporting\n") {
+		t.Errorf("with DAHDI, faxbox reads system events (alarms) and writes nothing more:\n%s", mgr)
+	}
 	plain, _ := Render(sample())
 	if _, ok := plain["chan_dahdi.conf"]; ok || strings.Contains(string(plain["modules.conf"]), "chan_dahdi") || len(Modules) != strings.Count(string(plain["modules.conf"]), "load =>") {
 		t.Error("a box without DAHDI renders DAHDI parts")

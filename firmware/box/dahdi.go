@@ -17,8 +17,13 @@ type groupDowner interface {
 	SetGroupDown(group string, n int) error
 }
 
+// lister runs a list action (ami.Client.List).
+type lister interface {
+	List(context.Context, string, ...ami.Header) (ami.Message, []ami.Message, error)
+}
+
 // lineCards follows the DAHDI line cards' state from AMI: the channel list
-// (DAHDIShowChannels) on every manager connect, then Alarm, AlarmClear,
+// (DAHDIShowChannels) on every manager connect and FullyBooted, then Alarm, AlarmClear,
 // SpanAlarm, SpanAlarmClear and DNDState events. After each change it tells
 // the engine how many channels of every DAHDI line group are down, and the
 // panel shows the line card alarm while any channel or span is in alarm.
@@ -28,6 +33,7 @@ type lineCards struct {
 	log   *slog.Logger
 
 	mu     sync.Mutex
+	lister lister      // the manager connection, once connected
 	lines  groupDowner // nil until the engine exists
 	groups []string    // the DAHDI line groups the engine dials on
 }
@@ -38,9 +44,10 @@ func newLineCards(cfg dahdi.Config, groups []string, log *slog.Logger) *lineCard
 
 // load reads every channel's state (on each manager connect: events while
 // disconnected are lost).
-func (c *lineCards) load(ctx context.Context, client interface {
-	List(context.Context, string, ...ami.Header) (ami.Message, []ami.Message, error)
-}) {
+func (c *lineCards) load(ctx context.Context, client lister) {
+	c.mu.Lock()
+	c.lister = client
+	c.mu.Unlock()
 	_, items, err := client.List(ctx, "DAHDIShowChannels")
 	if err != nil {
 		c.log.Warn("dahdi: channel list", "err", err)
@@ -51,8 +58,18 @@ func (c *lineCards) load(ctx context.Context, client interface {
 }
 
 // handle takes one AMI event; it reports whether the event was DAHDI's.
+// FullyBooted (Asterisk finished loading: chan_dahdi is there now, and
+// sends it right after every login) reads the channel list again.
 func (c *lineCards) handle(m ami.Message) bool {
 	switch m.Event() {
+	case "FullyBooted":
+		c.mu.Lock()
+		l := c.lister
+		c.mu.Unlock()
+		if l != nil {
+			go c.load(context.Background(), l)
+		}
+		return false
 	case "Alarm", "AlarmClear", "SpanAlarm", "SpanAlarmClear", "DNDState":
 		c.state.Handle(m)
 		c.apply()

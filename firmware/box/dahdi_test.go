@@ -22,6 +22,17 @@ type dahdiAMI struct {
 	mu    sync.Mutex
 	conns []*bufio.Writer
 	lists int
+	// notYet: DAHDIShowChannels is unknown until boot() (chan_dahdi not
+	// loaded yet while Asterisk starts).
+	notYet bool
+}
+
+// boot makes chan_dahdi known and sends FullyBooted.
+func (f *dahdiAMI) boot() {
+	f.mu.Lock()
+	f.notYet = false
+	f.mu.Unlock()
+	f.event("Event: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted\r\n")
 }
 
 func newDahdiAMI(t *testing.T) *dahdiAMI { return newDahdiAMIAt(t, "127.0.0.1:0") }
@@ -63,6 +74,10 @@ func (f *dahdiAMI) serve(c net.Conn) {
 		f.mu.Lock()
 		switch m.Get("Action") {
 		case "DAHDIShowChannels":
+			if f.notYet {
+				fmt.Fprintf(w, "Response: Error\r\nActionID: %s\r\nMessage: Invalid/unknown command: DAHDIShowChannels. Use Action: ListCommands to show available commands.\r\n\r\n", id)
+				break
+			}
 			f.lists++
 			fmt.Fprintf(w, "Response: Success\r\nActionID: %s\r\nEventList: start\r\nMessage: DAHDI channel status will follow\r\n\r\n", id)
 			for ch := 1; ch <= 4; ch++ {
@@ -92,11 +107,13 @@ func (f *dahdiAMI) event(raw string) {
 }
 
 // TestDAHDIAlarmsTakeLinesDown: the box reads DAHDI's channel list when it
-// connects to the manager interface and follows the alarm events: channels
+// connects to the manager interface and again on FullyBooted (chan_dahdi
+// loads after the manager), and follows the alarm events: channels
 // in alarm leave their line group (line state "down"), the panel's alarm
 // input and /v1/status show the alarm, and a cleared alarm puts them back.
 func TestDAHDIAlarmsTakeLinesDown(t *testing.T) {
 	f := newDahdiAMI(t)
+	f.notYet = true
 	e := startBox(t, func(c *config.Config) {
 		c.Asterisk = &config.Asterisk{AMIAddr: f.ln.Addr().String(), AMIUser: "faxbox", AMISecret: "s3cretpass", SpoolDir: t.TempDir()}
 		c.DAHDI = &dahdi.Config{Spans: []dahdi.Span{{Type: "fxo", First: 1, Channels: 4, Group: 1, LineGroup: "pstn"}}}
@@ -123,6 +140,13 @@ func TestDAHDIAlarmsTakeLinesDown(t *testing.T) {
 			t.Fatalf("pstn lines: %q, want %q", got, want)
 		}
 	}
+	// Connected while Asterisk was still loading: the list failed; the
+	// FullyBooted event reads it again.
+	time.Sleep(200 * time.Millisecond)
+	if got := states(); got != "idle idle idle idle" {
+		t.Fatalf("before chan_dahdi is there: %q", got)
+	}
+	f.boot()
 	waitFor("idle idle idle down")
 	if in := e.box.panelInput(nil, ""); !strings.Contains(fmt.Sprint(in.Alarms), "line card alarm") {
 		t.Fatalf("panel alarms %v", in.Alarms)

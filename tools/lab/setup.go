@@ -28,8 +28,10 @@ import (
 // DefaultRoot is where the chroot lives unless FAXBOX_LAB_ROOT says otherwise.
 const DefaultRoot = "/var/cache/faxbox-lab/root"
 
-// Packages installed in the chroot.
-var Packages = []string{"asterisk", "asterisk-modules", "asterisk-core-sounds-en"}
+// Packages installed in the chroot: Asterisk, and DAHDI (chan_dahdi,
+// dahdi_cfg, and the dahdi-linux source the qemu DAHDI test builds its
+// kernel modules from).
+var Packages = []string{"asterisk", "asterisk-modules", "asterisk-core-sounds-en", "asterisk-dahdi", "dahdi", "dahdi-source"}
 
 const marker = "/.faxbox-lab-ready"
 
@@ -68,7 +70,10 @@ func Ready() bool {
 func Setup(ctx context.Context, log io.Writer) error {
 	root := Root()
 	if Ready() {
-		return mountProc(root)
+		if err := mountProc(root); err != nil {
+			return err
+		}
+		return ensurePackages(ctx, root, log)
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("lab: setting up the Asterisk chroot needs root (debootstrap, chroot, mount)")
@@ -119,6 +124,39 @@ func Setup(ctx context.Context, log io.Writer) error {
 	}
 	fmt.Fprintf(log, "lab: chroot ready in %s\n", time.Since(start).Round(time.Second))
 	return nil
+}
+
+// ensurePackages installs the Packages a chroot made by an older Setup
+// lacks (one installer at a time: a lock file beside the chroot).
+func ensurePackages(ctx context.Context, root string, log io.Writer) error {
+	missing := func() []string {
+		var out []string
+		for _, p := range Packages {
+			b, err := exec.Command("chroot", root, "dpkg-query", "-W", "-f=${Status}", p).Output()
+			if err != nil || !strings.Contains(string(b), "install ok installed") {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	if len(missing()) == 0 {
+		return nil
+	}
+	lock, err := os.OpenFile(root+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lab: lock %s: %w", lock.Name(), err)
+	}
+	m := missing()
+	if len(m) == 0 {
+		return nil
+	}
+	fmt.Fprintf(log, "lab: installing %s into the chroot\n", strings.Join(m, " "))
+	script := "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends " + strings.Join(m, " ")
+	return run(ctx, log, "chroot", root, "sh", "-c", script)
 }
 
 func run(ctx context.Context, log io.Writer, name string, args ...string) error {

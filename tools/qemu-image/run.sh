@@ -57,11 +57,11 @@ cp "$ovmf" "$work/OVMF.fd"
 timeout 120 qemu-system-x86_64 -m 512 -nographic -no-reboot -nic none -bios "$work/OVMF.fd" \
   -drive file="$bin/disk.img",format=raw,if=virtio </dev/null > "$out/console.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 110); do
-  grep -q "Command line: BOOT_IMAGE=" "$out/console.log" 2>/dev/null && break
+# The stand-in kernel stops at "Waiting for root device" (see above).
+for _ in $(seq 1 220); do
+  grep -q "Waiting for root device" "$out/console.log" 2>/dev/null && break
   kill -0 $pid 2>/dev/null || break
-  sleep 1
+  sleep 0.5
 done
-sleep 1
 kill $pid 2>/dev/null || true
 wait $pid 2>/dev/null || true

@@ -2,7 +2,7 @@
 # Boots the faxbox init scripts with the real Asterisk under BusyBox init in
 # qemu, on Debian's kernel:
 #
-#   tools/qemu-init/asterisk.sh FAXBOX_BINARY (static, linux/amd64) LAB_ROOT
+#   tools/qemu-init/asterisk.sh FAXBOX_BINARY (static, linux/amd64) LAB_ROOT [dahdi]
 #
 # The guest's root is the lab's Asterisk chroot (tools/lab, LAB_ROOT),
 # shared read-only over virtio-9p with a tmpfs overlay on top, so nothing the
@@ -11,9 +11,17 @@
 # (no token: faxbox firstboot makes one; Asterisk's spool and astdb under
 # /var/lib/faxbox) is used. The console (stdout) carries the verdict lines
 # FAXBOX-AST-* and the scripts' own output.
+#
+# With "dahdi", the guest also runs real DAHDI: the kernel modules built for
+# Debian's kernel from the chroot's dahdi-source (dahdi-modules.sh), a
+# dynamic span of 4 channels on the local loopback driver (dahdi_dynamic_loc,
+# no peer) as the box's FXO line group "trunk", dahdi_cfg from S20dahdi and
+# chan_dahdi in Asterisk; FAXBOX-AST-DAHDI-* lines report what Asterisk and
+# faxbox see of it.
 set -euo pipefail
 bin=$1
 lab=$2
+mode=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 [ -f "$lab/.faxbox-lab-ready" ] || { echo "qemu-init: no lab chroot at $lab (make lab-setup)" >&2; exit 1; }
 abi=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-//p' | head -1)
@@ -37,11 +45,25 @@ add() {
   order+=("$path")
 }
 for m in virtio_pci 9pnet_virtio 9p overlay; do add "$m"; done
+if [ "$mode" = dahdi ]; then
+  dm=$(bash "$here/dahdi-modules.sh" "$lab")
+  for k in dahdi dahdi_dynamic dahdi_dynamic_loc dahdi_echocan_mg2; do
+    for d in $(modinfo -F depends "$dm/$k.ko" | tr ',' ' '); do
+      case $d in dahdi|dahdi_dynamic) ;; *) add "$d" ;; esac
+    done
+  done
+fi
 : > "$ird/modules/order"
 for p in "${order[@]}"; do
   cp "$mods/$p" "$ird/modules/"
   echo "$(basename "$p")" >> "$ird/modules/order"
 done
+if [ "$mode" = dahdi ]; then
+  for k in dahdi dahdi_dynamic dahdi_dynamic_loc dahdi_echocan_mg2; do
+    cp "$dm/$k.ko" "$ird/modules/"
+    echo "$k.ko" >> "$ird/modules/order"
+  done
+fi
 cat > "$ird/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
@@ -68,8 +90,14 @@ mkdir -p "$pay"/{usr/bin,etc/init.d,etc/faxbox,var/lib/faxbox,var/log,tmp}
 cp /bin/busybox "$pay/usr/bin/busybox"
 cp "$bin" "$pay/usr/bin/faxbox"
 cp "$here"/../../services/init/{S20dahdi,S50asterisk,S95faxbox} "$pay/etc/init.d/"
-cat > "$pay/etc/faxbox/faxbox.json" <<'JSON'
+dahdi_cfg_json=""
+if [ "$mode" = dahdi ]; then
+  dahdi_cfg_json='"dahdi": {"spans": [{"type": "fxo", "first": 1, "channels": 4, "group": 1, "line_group": "trunk", "dynamic": "loc,1:0"}]},'
+  touch "$pay/etc/faxbox/dahdi-test"
+fi
+cat > "$pay/etc/faxbox/faxbox.json" <<JSON
 {
+  $dahdi_cfg_json
   "listen": "127.0.0.1:8080",
   "data_dir": "/var/lib/faxbox",
   "limits": {"min_free_bytes": 0},
@@ -94,6 +122,9 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t tmpfs tmp /tmp
+# As Buildroot's skeleton fstab does (dahdi_cfg's semaphore lives there).
+mkdir -p /dev/shm /dev/pts
+mount -t tmpfs -o mode=1777 shm /dev/shm
 mkdir -p /var/run /var/log
 busybox ip link set lo up
 for s in /etc/init.d/S??*; do "$s" start; done
@@ -111,6 +142,20 @@ done
 echo "FAXBOX-AST-AMI-CONNECTED $conn"
 echo "FAXBOX-AST-USER $(busybox ps -o user,comm | busybox awk '$2 == "asterisk" {print $1; exit}')"
 echo "FAXBOX-AST-FAXMOD $(/usr/sbin/asterisk -C /var/lib/faxbox/asterisk/asterisk.conf -rx 'module show like res_fax_spandsp' 2>/dev/null | grep -c 'res_fax_spandsp.so')"
+if [ -f /etc/faxbox/dahdi-test ]; then
+  ast() { /usr/sbin/asterisk -C /var/lib/faxbox/asterisk/asterisk.conf -rx "$1" 2>/dev/null; }
+  echo "FAXBOX-AST-DAHDI-SPANS $(busybox ls /sys/bus/dahdi_spans/devices 2>/dev/null | busybox wc -l)"
+  ast 'dahdi show status' | sed 's/^/FAXBOX-AST-DAHDI-STATUS /'
+  echo "FAXBOX-AST-DAHDI-CHANNELS $(ast 'dahdi show channels' | grep -c faxbox-receive)"
+  tok=$(sed -n '/"tokens"/{n;p;}' /var/lib/faxbox/faxbox.json | tr -d ' ",')
+  for i in $(busybox seq 1 50); do
+    down=$(busybox wget -q -O - --header "Authorization: Bearer $tok" http://127.0.0.1:8080/v1/lines 2>/dev/null | busybox tr -d ' \n' | grep -o '"group":"trunk","index":[0-9],"state":"down"' | busybox wc -l)
+    [ "$down" = 4 ] && break
+    sleep 0.2
+  done
+  echo "FAXBOX-AST-DAHDI-DOWN $down"
+  busybox wget -q -O - --header "Authorization: Bearer $tok" http://127.0.0.1:8080/v1/status 2>/dev/null | busybox tr -d '\n' | grep -o '"dahdi_alarms": *\[[^]]*]' | sed 's/^/FAXBOX-AST-DAHDI-ALARMS /'
+fi
 /etc/init.d/S50asterisk status
 /etc/init.d/S95faxbox status
 busybox poweroff
