@@ -98,6 +98,8 @@ type view struct {
 	CallbackNumber string
 	// DAHDI: the box has DAHDI line cards (chan_dahdi.conf is rendered).
 	DAHDI bool
+	// Qualify: the trunk is qualified (faxbox follows ContactStatus).
+	Qualify bool
 }
 
 // DAHDIModules are loaded on a box with DAHDI line cards: the channel
@@ -176,6 +178,7 @@ func Render(cfg config.Config) (Files, error) {
 		t := *a.Trunk
 		def(&t.Name, "trunk")
 		v.T, v.HasTrunk = t, true
+		v.Qualify = t.Qualify > 0
 		if !safeWord.MatchString(t.Name) || strings.HasSuffix(t.Name, "-g711") {
 			errs = append(errs, fmt.Errorf("asterisk.trunk.name %q: letters, digits, _ . - (not ending in -g711)", t.Name))
 		}

@@ -54,7 +54,8 @@ type Box struct {
 	srv       *http.Server
 	ami       *ami.Client
 	asterisk  map[string]*asterisk.Dialler
-	cards     *lineCards // nil without DAHDI line groups
+	cards     *lineCards  // nil without DAHDI line groups
+	trunk     *trunkWatch // nil without a qualified SIP trunk
 	panelStop func()
 	started   time.Time
 	purge     clock.Timer
@@ -218,6 +219,16 @@ func (b *Box) extra() map[string]any {
 	if b.cards != nil {
 		m["dahdi_alarms"] = b.cards.alarms() // ["span 1: Red Alarm", "channel 3: Red Alarm"]
 	}
+	if b.trunk != nil {
+		m["trunk"] = b.trunk.State() // unknown|reachable|unreachable
+	}
+	if b.Engine != nil {
+		var alarms []string
+		for _, a := range b.panelInput(nil, "").Alarms {
+			alarms = append(alarms, string(a))
+		}
+		m["alarms"] = alarms
+	}
 	return m
 }
 
@@ -304,6 +315,14 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 	b.asterisk = map[string]*asterisk.Dialler{}
 	var ds []*asterisk.Dialler
 	cards := b.dahdiLineCards(cfg, need, o.Log)
+	if t := a.Trunk; t != nil && t.Qualify > 0 {
+		name := t.Name
+		if name == "" {
+			name = "trunk" // services.Render's default
+		}
+		b.trunk = newTrunkWatch(name)
+	}
+	trunk := b.trunk
 	// Background: the box starts (queue, API, panel alarm "asterisk
 	// unreachable") while its Asterisk is still starting or down.
 	client, err := ami.Dial(ctx, ami.Config{Addr: a.AMIAddr, Username: a.AMIUser, Secret: a.AMISecret, Log: o.Log, Background: true,
@@ -349,6 +368,9 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 	go func() {
 		for m := range client.Events() {
 			if cards != nil && cards.handle(m) {
+				continue
+			}
+			if trunk != nil && trunk.handle(m) {
 				continue
 			}
 			for _, d := range ds {

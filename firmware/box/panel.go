@@ -112,6 +112,9 @@ func (b *Box) panelInput(leds LEDs, last string) panel.Input {
 	if time.Now().Year() < 2024 {
 		in.Alarms = append(in.Alarms, panel.TimeNotSet)
 	}
+	if b.trunk != nil && b.trunk.State() == "unreachable" {
+		in.Alarms = append(in.Alarms, panel.TrunkDown)
+	}
 	if b.cards != nil && len(b.cards.alarms()) > 0 {
 		in.Alarms = append(in.Alarms, panel.LineCardAlarm)
 	}
