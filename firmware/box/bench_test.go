@@ -143,7 +143,9 @@ func BenchmarkDispatchLatency(b *testing.B) {
 		parts func() []testkit.Part
 	}{
 		{"tiff-no-header", func() []testkit.Part {
-			return []testkit.Part{testkit.File("file", "a.tif", tif), testkit.Field("header", ""), testkit.Field("resolution", "standard")}
+			// FaxTIFF is Letter at standard resolution: the job asks for exactly that,
+			// so the document passes through unrendered.
+			return []testkit.Part{testkit.File("file", "a.tif", tif), testkit.Field("header", ""), testkit.Field("resolution", "standard"), testkit.Field("page_size", "letter")}
 		}},
 		{"text", func() []testkit.Part { return []testkit.Part{testkit.File("file", "a.txt", []byte("hello\n"))} }},
 	} {
