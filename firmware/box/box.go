@@ -223,7 +223,7 @@ func (b *Box) extra() map[string]any {
 		m["trunk"] = b.trunk.State() // unknown|reachable|unreachable
 	}
 	if b.Engine != nil {
-		var alarms []string
+		alarms := []string{}
 		for _, a := range b.panelInput(nil, "").Alarms {
 			alarms = append(alarms, string(a))
 		}
