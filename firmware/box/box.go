@@ -222,13 +222,11 @@ func (b *Box) extra() map[string]any {
 	if b.trunk != nil {
 		m["trunk"] = b.trunk.State() // unknown|reachable|unreachable
 	}
-	if b.Engine != nil {
-		alarms := []string{}
-		for _, a := range b.panelInput(nil, "").Alarms {
-			alarms = append(alarms, string(a))
-		}
-		m["alarms"] = alarms
+	alarms := []string{}
+	for _, a := range b.alarms(nil) {
+		alarms = append(alarms, string(a))
 	}
+	m["alarms"] = alarms
 	return m
 }
 
@@ -316,11 +314,7 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 	var ds []*asterisk.Dialler
 	cards := b.dahdiLineCards(cfg, need, o.Log)
 	if t := a.Trunk; t != nil && t.Qualify > 0 {
-		name := t.Name
-		if name == "" {
-			name = "trunk" // services.Render's default
-		}
-		b.trunk = newTrunkWatch(name)
+		b.trunk = newTrunkWatch(t.Name)
 	}
 	trunk := b.trunk
 	// Background: the box starts (queue, API, panel alarm "asterisk

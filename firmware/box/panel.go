@@ -98,30 +98,37 @@ func (b *Box) RunPanel(ctx context.Context, p *panel.Panel, leds LEDs, screen Sc
 
 // panelInput gathers what the panel shows.
 func (b *Box) panelInput(leds LEDs, last string) panel.Input {
-	in := panel.Input{LastResult: last, IP: localIP()}
+	in := panel.Input{LastResult: last, IP: localIP(), Alarms: b.alarms(leds)}
 	for _, l := range b.Engine.Lines() {
 		in.Lines = append(in.Lines, panel.Line{ID: fmt.Sprintf("%s/%d", l.Group, l.Index), State: l.State, JobID: l.JobID, To: l.To, Page: l.Page, Pages: l.Pages})
 	}
 	in.QueueDepth = b.Engine.Stats().Active
+	return in
+}
+
+// alarms lists the conditions that light the alarm LED (leds: the panel's
+// hardware, nil when there is none).
+func (b *Box) alarms(leds LEDs) []panel.Alarm {
+	var out []panel.Alarm
 	if b.ami != nil && !b.ami.Connected() {
-		in.Alarms = append(in.Alarms, panel.AsteriskDown)
+		out = append(out, panel.AsteriskDown)
 	}
 	if used, err := b.Store.DiskUsed(); err == nil && used > 0.9 {
-		in.Alarms = append(in.Alarms, panel.DiskFull)
+		out = append(out, panel.DiskFull)
 	}
 	if time.Now().Year() < 2024 {
-		in.Alarms = append(in.Alarms, panel.TimeNotSet)
+		out = append(out, panel.TimeNotSet)
 	}
 	if b.trunk != nil && b.trunk.State() == "unreachable" {
-		in.Alarms = append(in.Alarms, panel.TrunkDown)
+		out = append(out, panel.TrunkDown)
 	}
 	if b.cards != nil && len(b.cards.alarms()) > 0 {
-		in.Alarms = append(in.Alarms, panel.LineCardAlarm)
+		out = append(out, panel.LineCardAlarm)
 	}
 	if leds != nil && len(leds.Missing()) > 0 {
-		in.Alarms = append(in.Alarms, panel.HardwareFault)
+		out = append(out, panel.HardwareFault)
 	}
-	return in
+	return out
 }
 
 // panelAction carries out an operator's request.

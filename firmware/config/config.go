@@ -260,10 +260,14 @@ func Load(path string) (Config, error) {
 		return c, fmt.Errorf("config: %s: %w", path, err)
 	}
 	if a := c.Asterisk; a != nil {
-		// The same defaults services.Render writes into manager.conf, so
-		// faxbox logs in as the user it rendered.
+		// The same defaults services.Render writes into manager.conf and
+		// pjsip.conf, so faxbox logs in as the user it rendered and knows
+		// the trunk's AOR.
 		if a.AMIUser == "" {
 			a.AMIUser = "faxbox"
+		}
+		if a.Trunk != nil && a.Trunk.Name == "" {
+			a.Trunk.Name = "trunk"
 		}
 		if a.AMIAddr == "" {
 			port := a.AMIPort
