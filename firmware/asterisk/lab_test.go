@@ -143,6 +143,17 @@ func TestRealAsterisk(t *testing.T) {
 				t.Errorf("101: attempts %s", b)
 			}
 		})
+		t.Run("slow 106", func(t *testing.T) {
+			t.Parallel()
+			j := e.submit(t, 1, testkit.Field("to", "106"), testkit.Field("retry_interval", "2s"))
+			got := e.wait(t, j.ID, job.Delivered, 3*time.Minute)
+			// (Asterisk reports the negotiated rate, but not whether ECM
+			// was in use: FAXOPT(ecm) stays what was asked for.)
+			if a := got.LastAttempt(); a.Transport != "g711" || a.PagesSent != 1 || a.BitRate == 0 || a.BitRate > 9600 {
+				b, _ := json.Marshal(got.Attempts)
+				t.Errorf("106 (ECM off, at most 9600 bit/s): attempts %s", b)
+			}
+		})
 		t.Run("busy 102", func(t *testing.T) {
 			t.Parallel()
 			j := e.submit(t, 1, testkit.Field("to", "102"), testkit.Field("max_attempts", "2"), testkit.Field("retry_interval", "2s"))

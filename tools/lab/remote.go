@@ -19,7 +19,8 @@ import (
 //	104  answers with a voice prompt, not a fax
 //	105  receives page 1, then hangs up — only on the first call of a job
 //	     (the box's caller id name carries the job id); receives normally after
-//	106  slow receiver: ECM off, at most 9600 bit/s
+//	106  slow receiver: ECM off, at most 9600 bit/s (G.711 only, like 101:
+//	     spandsp applies these limits to audio fax, not to T.38 relay)
 //	200  answers and stays 8 s (an agent or a customer)
 //	201  answers and sends DTMF 1 two seconds in (acknowledges)
 //	202  busy
@@ -124,6 +125,7 @@ exten => n399,1,Answer()
 
 exten => n106,1,Answer()
  same => n,Set(FAXOPT(ecm)=no)
+ same => n,Set(FAXOPT(modems)=v27,v29)
  same => n,Set(FAXOPT(maxrate)=9600)
  same => n,ReceiveFAX({{RX}}/106-${UNIQUEID}.tif,f)
  same => n,Hangup()
@@ -198,11 +200,16 @@ type = identify
 endpoint = box-g711
 match_request_uri = sip:101@127.0.0.1:%d
 
+[b-g711-identify]
+type = identify
+endpoint = box-g711
+match_request_uri = sip:106@127.0.0.1:%d
+
 [box-identify]
 type = identify
 endpoint = box
 match = 127.0.0.1
-`, r.SIPPort, l.Box.SIPPort, r.SIPPort))
+`, r.SIPPort, l.Box.SIPPort, r.SIPPort, r.SIPPort))
 	files["extensions.conf"] = []byte(strings.ReplaceAll(remoteDialplan, "{{RX}}", l.Received))
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(etc, name), b, 0o644); err != nil {
