@@ -31,7 +31,11 @@
 //
 // because the SendFAX manager event carries no status (LAB.md §2). Values
 // that come from the far end (station id, spandsp texts) pass through
-// FILTER() so that no separator can split or forge a header.
+// FILTER() so that no separator can split or forge a header. The same
+// result is kept in AstDB, faxbox-result/<job> =
+// attempt|status|error|pages|rate|cause|statusstr, for when faxbox or its
+// manager connection was down as the call ended (firmware/asterisk reads it
+// back with DBGet, which the reporting write class allows).
 //
 // Inbound faxes on the trunk land in faxbox-receive: ReceiveFAX into
 // ReceiveDir and UserEvent(FaxboxReceived, File, Status, Error, Pages,
@@ -75,7 +79,7 @@ var Modules = []string{
 	"codec_ulaw.so", "codec_alaw.so", "format_pcm.so", "format_wav.so",
 	"res_fax.so", "res_fax_spandsp.so",
 	"app_playback.so", "app_userevent.so", "app_dial.so", "func_channel.so", "func_strings.so", "func_logic.so",
-	"func_hangupcause.so", "func_callerid.so", "func_timeout.so",
+	"func_hangupcause.so", "func_callerid.so", "func_timeout.so", "func_db.so",
 	"app_read.so", "bridge_simple.so", "bridge_native_rtp.so", "bridge_builtin_features.so",
 }
 

@@ -363,8 +363,74 @@ func (d *Dialler) Resync(ctx context.Context) {
 	}
 	d.mu.Unlock()
 	for _, c := range lost {
+		if c.req.Kind != "call" && d.storedResult(ctx, c) {
+			d.finish(c, nil)
+			continue
+		}
 		d.finish(c, &dialler.Result{Code: failure.LineInterrupted, Raw: "the call ended while the manager connection was down"})
 	}
+}
+
+// outcome is what Asterisk told of call c, for spandsp.Classify.
+func outcome(c *call) spandsp.Outcome {
+	o := spandsp.Outcome{Answered: c.answered, DialStatus: c.dialStatus, HangupCause: c.cause, Reason: c.reason}
+	if c.result != nil {
+		o.HaveResult = true
+		o.Status, o.Error, o.StatusStr = c.result.Get("Status"), c.result.Get("Error"), c.result.Get("StatusStr")
+		o.Pages, _ = strconv.Atoi(c.result.Get("Pages"))
+	}
+	return o
+}
+
+// faxResult classifies a fax attempt's outcome.
+func faxResult(c *call, o spandsp.Outcome) dialler.Result {
+	v := spandsp.Classify(o)
+	res := dialler.Result{Code: v.Code, Raw: v.Raw, Answered: c.answered, ReachedFax: v.ReachedFax}
+	if c.result != nil {
+		res.PagesSent = o.Pages
+		res.BitRate, _ = strconv.Atoi(c.result.Get("Rate"))
+		res.ECM = c.result.Get("ECM") == "yes"
+		res.RemoteStationID = strings.TrimSpace(c.result.Get("RemoteStationID"))
+	}
+	return res
+}
+
+// Kept implements dialler.Keeper: the result of a fax attempt whose call
+// ended while faxbox was not running, from what the dialplan kept in AstDB.
+func (d *Dialler) Kept(ctx context.Context, attemptID, jobID string) (dialler.Result, bool) {
+	c := &call{req: dialler.Request{AttemptID: attemptID, JobID: jobID}, cause: -1, reason: -1}
+	if !d.storedResult(ctx, c) {
+		return dialler.Result{}, false
+	}
+	res := faxResult(c, outcome(c))
+	res.AttemptID = attemptID
+	res.EndedAt = time.Now()
+	return res, true
+}
+
+// storedResult reads the result the dialplan kept in AstDB for c's job
+// (faxbox-result/<job>: attempt|status|error|pages|rate|cause|statusstr)
+// when the FaxboxResult event was lost with the manager connection; it
+// reports whether it belonged to c's attempt and was taken.
+func (d *Dialler) storedResult(ctx context.Context, c *call) bool {
+	_, items, err := d.c.List(ctx, "DBGet", ami.Header{Key: "Family", Value: "faxbox-result"}, ami.Header{Key: "Key", Value: c.req.JobID})
+	if err != nil || len(items) == 0 {
+		return false
+	}
+	f := strings.SplitN(items[0].Get("Val"), "|", 7)
+	if len(f) != 7 || f[0] != c.req.AttemptID {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c.result = ami.Message{{Key: "Event", Value: "UserEvent"}, {Key: "UserEvent", Value: "FaxboxResult"},
+		{Key: "Attempt", Value: f[0]}, {Key: "Status", Value: f[1]}, {Key: "Error", Value: f[2]},
+		{Key: "Pages", Value: f[3]}, {Key: "Rate", Value: f[4]}, {Key: "StatusStr", Value: f[6]}}
+	c.cause, _ = strconv.Atoi(f[5])
+	if f[1] != "" {
+		c.answered = true // a fax session ran: the call was answered
+	}
+	return true
 }
 
 // Run consumes the client's events until they end.
@@ -501,12 +567,7 @@ func (d *Dialler) finish(c *call, r *dialler.Result) {
 	}
 	delete(d.calls, c.req.AttemptID)
 	delete(d.uids, c.uid)
-	o := spandsp.Outcome{Answered: c.answered, DialStatus: c.dialStatus, HangupCause: c.cause, Reason: c.reason}
-	if c.result != nil {
-		o.HaveResult = true
-		o.Status, o.Error, o.StatusStr = c.result.Get("Status"), c.result.Get("Error"), c.result.Get("StatusStr")
-		o.Pages, _ = strconv.Atoi(c.result.Get("Pages"))
-	}
+	o := outcome(c)
 	d.mu.Unlock()
 	var res dialler.Result
 	if r == nil && c.req.Kind == "call" {
@@ -516,14 +577,7 @@ func (d *Dialler) finish(c *call, r *dialler.Result) {
 	if r != nil {
 		res = *r
 	} else {
-		v := spandsp.Classify(o)
-		res = dialler.Result{Code: v.Code, Raw: v.Raw, Answered: c.answered, ReachedFax: v.ReachedFax}
-		if c.result != nil {
-			res.PagesSent = o.Pages
-			res.BitRate, _ = strconv.Atoi(c.result.Get("Rate"))
-			res.ECM = c.result.Get("ECM") == "yes"
-			res.RemoteStationID = strings.TrimSpace(c.result.Get("RemoteStationID"))
-		}
+		res = faxResult(c, o)
 	}
 	res.AttemptID = c.req.AttemptID
 	res.Channel = c.channel

@@ -246,7 +246,8 @@ func TestRealAsterisk(t *testing.T) {
 			}
 		})
 	})
-	t.Run("kill -9 during a fax: reconciled, not dialled again", func(t *testing.T) { testKillDuringFax(t, e) })
+	t.Run("kill -9 during a fax: reconciled, not dialled again", func(t *testing.T) { testKillDuringFax(t, e, false) })
+	t.Run("kill -9 during a fax that ends before the restart: result kept, not dialled again", func(t *testing.T) { testKillDuringFax(t, e, true) })
 	t.Run("ami against the box", func(t *testing.T) { testAMI(t, e) })
 	if t.Failed() {
 		b, _ := os.ReadFile(filepath.Join(e.l.Box.Dir, "log", "console.log"))
@@ -264,7 +265,10 @@ func tail(s string, n int) string {
 // testKillDuringFax runs the real faxbox binary against the lab, kills it
 // with SIGKILL while a fax is being sent, restarts it, and checks that the
 // fax completes and is reported once, without a second call.
-func testKillDuringFax(t *testing.T, e *env) {
+// With endFirst, faxbox stays down until the call has ended: the result
+// event is lost, and the restarted faxbox reads the result the dialplan
+// kept in AstDB (dialler.Keeper).
+func testKillDuringFax(t *testing.T, e *env, endFirst bool) {
 	bin := filepath.Join(t.TempDir(), "faxbox")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/faxbox").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
@@ -320,9 +324,33 @@ func testKillDuringFax(t *testing.T, e *env) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	var ended chan struct{}
+	if endFirst {
+		mon, err := ami.Dial(context.Background(), ami.Config{Addr: e.l.Box.AMIAddr(), Username: lab.BoxAMIUser, Secret: lab.BoxAMISecret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mon.Close()
+		ended = make(chan struct{})
+		go func() {
+			for m := range mon.Events() {
+				if m.Get("UserEvent") == "FaxboxResult" && m.Get("Job") == j.ID {
+					close(ended)
+					return
+				}
+			}
+		}()
+	}
 	time.Sleep(3 * time.Second) // mid-fax
 	p.Process.Signal(syscall.SIGKILL)
 	p.Wait()
+	if endFirst {
+		select {
+		case <-ended:
+		case <-time.After(3 * time.Minute):
+			t.Fatal("the call never ended")
+		}
+	}
 	p = start()
 	defer func() { p.Process.Kill(); p.Wait() }()
 	deadline := time.Now().Add(3 * time.Minute)

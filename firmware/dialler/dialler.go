@@ -115,6 +115,15 @@ type Dialler interface {
 	Reconcile(ctx context.Context, attemptIDs []string) (alive map[string]bool, err error)
 }
 
+// Keeper is a Dialler whose lines keep each attempt's result where a
+// restarted faxbox finds it (Asterisk: AstDB). The engine asks it for
+// attempts that Reconcile did not find up, before calling them interrupted
+// (which would send a delivered fax again).
+type Keeper interface {
+	// Kept returns the result of attemptID of job jobID, if one was kept.
+	Kept(ctx context.Context, attemptID, jobID string) (Result, bool)
+}
+
 // LineState is a line's (channel's) state for the panel and /v1/status.
 type LineState struct {
 	Group   string `json:"group"`

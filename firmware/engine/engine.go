@@ -190,15 +190,18 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("engine: recover: %w", err)
 	}
 	byDialler := map[string][]string{}
+	jobOf := map[string]string{} // attempt → job
 	for _, r := range recs {
 		if r.Job.Status.Active() {
 			if a := r.Job.LastAttempt(); a != nil {
 				g, _ := parseLine(a.Line)
 				byDialler[g] = append(byDialler[g], a.ID)
+				jobOf[a.ID] = r.Job.ID
 			}
 		}
 	}
 	alive := map[string]bool{}
+	kept := map[string]dialler.Result{}
 	for g, ids := range byDialler {
 		d := e.cfg.Diallers[g]
 		if d == nil {
@@ -210,6 +213,15 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		for id := range got {
 			alive[id] = true
+		}
+		if k, ok := d.(dialler.Keeper); ok {
+			for _, id := range ids {
+				if !alive[id] {
+					if r, ok := k.Kept(ctx, id, jobOf[id]); ok {
+						kept[id] = r
+					}
+				}
+			}
 		}
 	}
 	var lost []dialler.Result
@@ -236,6 +248,10 @@ func (e *Engine) Start(ctx context.Context) error {
 			if alive[a.ID] {
 				en.dialIssued = true
 				e.log.Info("engine: attempt still up after restart; waiting for its result", "job", j.ID, "attempt", a.ID)
+			} else if r, ok := kept[a.ID]; ok {
+				en.dialIssued = true
+				e.log.Info("engine: attempt ended while faxbox was down; its result was kept", "job", j.ID, "attempt", a.ID, "code", r.Code)
+				lost = append(lost, r)
 			} else {
 				// Not counted as a dial: the box, not the line, failed.
 				lost = append(lost, dialler.Result{AttemptID: a.ID, Code: failure.LineInterrupted, Raw: "faxbox restarted during the attempt; the call was not found in Asterisk", EndedAt: now})
