@@ -29,7 +29,7 @@
 //	UserEvent(FaxboxResult, Attempt, Job, Status, StatusStr, Error, Pages,
 //	          Rate, Resolution, ECM, RemoteStationID, HangupCause)
 //
-// because the SendFAX manager event carries no status (LAB.md §2). Values
+// because the SendFAX manager event carries no status (the result lives only in FAXOPT()). Values
 // that come from the far end (station id, spandsp texts) pass through
 // FILTER() so that no separator can split or forge a header. The same
 // result is kept in AstDB, faxbox-result/<job> =
@@ -67,7 +67,7 @@ var tmpls embed.FS
 // Files is the rendered configuration, by file name.
 type Files map[string][]byte
 
-// Modules is the exact module list (autoload=no): LAB.md §1 plus what the
+// Modules is the exact module list (autoload=no): every module the fax path and its dependencies need plus what the
 // rendered dialplan uses.
 var Modules = []string{
 	"res_sorcery_config.so", "res_sorcery_memory.so", "res_sorcery_astdb.so", "res_sorcery_realtime.so",

@@ -137,7 +137,7 @@ func Classify(o Outcome) Verdict {
 		raw = "the call ended without a result from Asterisk"
 	}
 	if o.HaveResult && strings.EqualFold(o.Status, "SUCCESS") {
-		// On success the sender's error is HANGUP (LAB.md §2): key on status.
+		// On success the sender's error is HANGUP: key on status.
 		return Verdict{Raw: raw, ReachedFax: true, Next: None}
 	}
 	if !o.Answered && !o.HaveResult {

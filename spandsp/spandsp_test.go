@@ -6,8 +6,8 @@ import (
 	"github.com/faxbox/faxbox/firmware/failure"
 )
 
-// Every row is an outcome seen in the lab (LAB.md §2 and faxbox's own lab
-// runs) or a documented value.
+// Every row is an outcome seen in faxbox's lab runs against the real
+// Asterisk or a documented value.
 func TestClassify(t *testing.T) {
 	for _, c := range []struct {
 		name  string

@@ -12,7 +12,7 @@ import (
 	"github.com/faxbox/faxbox/firmware/failure"
 )
 
-// Status is a job's lifecycle state (SPEC §4).
+// Status is a job's lifecycle state.
 type Status string
 
 // Lifecycle states. Delivered, Failed and Cancelled are terminal.
@@ -55,7 +55,7 @@ const (
 	CallMessage    = "message"
 )
 
-// CallSpec describes a call job (SPEC §3 "Calls").
+// CallSpec describes a call job: click-to-call, a spoken or played message, or an inbound callback.
 type CallSpec struct {
 	Kind string `json:"kind"` // click2call|message
 	// click2call: Agent rings first; once answered, To is dialled and

@@ -16,7 +16,7 @@
 //     with golang.org/x/image/ccitt, checking the decoded row count against
 //     ImageLength. A TIFF truncated anywhere, or with corrupt strip data,
 //     fails: Asterisk would otherwise send the readable pages and report
-//     SUCCESS (LAB.md §2). It costs a few milliseconds per page.
+//     SUCCESS. It costs a few milliseconds per page.
 //   - Extract writes a new TIFF-F holding a tail of the pages, strips copied
 //     byte for byte, atomically (temporary file, fsync, rename).
 //

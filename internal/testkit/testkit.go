@@ -298,7 +298,7 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 }
 
 // FaxTIFF makes a fax-ready TIFF-F (G4, 1728 px wide, standard resolution)
-// of n sparse pages with real ghostscript (LAB.md §1's command).
+// of n sparse pages with real ghostscript (gs -sDEVICE=tiffg4 -r204x98 -g1728x1078: standard resolution, 1728 pixels wide).
 func FaxTIFF(t testing.TB, n int) []byte {
 	t.Helper()
 	pdf := PDF(t, n)
