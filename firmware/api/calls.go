@@ -209,9 +209,9 @@ func (s *Server) submitCall(w http.ResponseWriter, j *job.Job, content string) {
 		writeErr(w, storeErr(err))
 		return
 	}
-	s.Engine.Submit(got)
+	snap := s.Engine.Submit(got)
 	w.Header().Set("Location", "/v1/calls/"+j.ID)
-	writeJSON(w, http.StatusAccepted, got.Job.Clone())
+	writeJSON(w, http.StatusAccepted, snap)
 }
 
 func (s *Server) getCall(w http.ResponseWriter, r *http.Request) {

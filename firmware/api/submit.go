@@ -453,8 +453,7 @@ func (s *Server) create(fr *faxRequest) (*job.Job, bool, *Error) {
 		s.Store.RemoveDocuments(fr.j.ID)
 		return nil, false, storeErr(err)
 	}
-	s.Engine.Submit(got)
-	return got.Job.Clone(), false, nil
+	return s.Engine.Submit(got), false, nil
 }
 
 func storeErr(err error) *Error {

@@ -326,21 +326,25 @@ func (e *Engine) saveLocked(en *entry, evs ...string) <-chan error {
 	return e.jr.add(store.Write{Record: rec, Deliveries: ds})
 }
 
-// Submit hands a newly stored job to the engine.
-func (e *Engine) Submit(r *store.Record) {
+// Submit hands a newly stored job to the engine and returns a copy of it
+// taken before any worker can change it. From this call on the engine owns
+// r: the caller must not read or write r.Job again (use the copy).
+func (e *Engine) Submit(r *store.Record) *job.Job {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	snap := r.Job.Clone()
 	if e.closed {
-		return
+		return snap
 	}
 	if _, ok := e.entries[r.Job.ID]; ok {
-		return
+		return snap
 	}
 	en := &entry{rec: r}
 	e.entries[r.Job.ID] = en
 	e.armExpiry(en, e.cfg.Clock.Now())
 	e.convQ = append(e.convQ, r.Job.ID)
 	e.convC.Signal()
+	return snap
 }
 
 func (e *Engine) convertWorker() {
