@@ -31,7 +31,7 @@ func BenchmarkStartupAndRSS100k(b *testing.B) {
 			Pages: 2, PagesConfirmed: 2, MaxAttempts: 3, CreatedAt: now, UpdatedAt: now, ExpireAt: now.Add(24 * time.Hour),
 			CallbackURL: "http://127.0.0.1:9/hook", ClientRef: "ref-" + strconv.Itoa(i),
 			Files:    []job.File{{Name: "letter.pdf", Type: "pdf", Size: 10240, SHA256: strings.Repeat("a", 64)}},
-			Attempts: []job.Attempt{{ID: "at_" + strconv.Itoa(i), N: 1, Line: "test/1", StartedAt: now, Result: "delivered", FirstPage: 1, PagesSent: 2, Transport: "test"}}}
+			Attempts: []job.Attempt{{ID: "at_" + strconv.Itoa(i), N: 1, Line: job.LineID{Group: "test", N: 1}, StartedAt: now, Result: "delivered", FirstPage: 1, PagesSent: 2, Transport: "test"}}}
 		if i >= total-waiting {
 			j.Status = job.RetryWait
 			next := now.Add(time.Hour)

@@ -3,11 +3,11 @@ package api
 import (
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/events"
+	"github.com/faxbox/faxbox/firmware/job"
 )
 
 // events streams every job and line change as server-sent events.
@@ -90,12 +90,12 @@ func (s *Server) lines(w http.ResponseWriter, r *http.Request) {
 
 // lineBusy takes a line out of service (POST) or puts it back (DELETE).
 func (s *Server) lineBusy(w http.ResponseWriter, r *http.Request) {
-	g, n := r.PathValue("group"), r.PathValue("n")
-	if _, err := strconv.Atoi(n); err != nil || controlChar(g) {
-		writeErr(w, errf(http.StatusBadRequest, "invalid_field", "line", "a line is group/n"))
+	id, err := job.ParseLineID(r.PathValue("group") + "/" + r.PathValue("n"))
+	if err != nil {
+		writeErr(w, errf(http.StatusBadRequest, "invalid_field", "line", "a line is group/n, n a number from 1 without leading zeros"))
 		return
 	}
-	if err := s.Engine.SetLineBusy(g+"/"+n, r.Method == http.MethodPost); err != nil {
+	if err := s.Engine.SetLineBusy(id, r.Method == http.MethodPost); err != nil {
 		writeErr(w, errf(http.StatusNotFound, "not_found", "line", err.Error()))
 		return
 	}
@@ -124,7 +124,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		if l.JobID != "" {
 			v = 1
 		}
-		fmt.Fprintf(&b, "faxbox_line_in_call{line=\"%s/%d\"} %d\n", l.Group, l.Index, v)
+		fmt.Fprintf(&b, "faxbox_line_in_call{line=\"%s\"} %d\n", l.ID(), v)
 	}
 	if s.Extra != nil {
 		for k, v := range s.Extra() {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/firmware/job"
+	"github.com/faxbox/faxbox/firmware/store"
 	"github.com/faxbox/faxbox/firmware/tiff"
 	"github.com/faxbox/faxbox/firmware/webhook"
 	"github.com/faxbox/faxbox/internal/testkit"
@@ -58,7 +59,14 @@ func startBox(t *testing.T, mod func(*config.Config)) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { b.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; b.Close() })
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		b.Close()
+		if err := store.CheckDir(cfg.DataDir); err != nil {
+			t.Errorf("after the test: %v", err)
+		}
+	})
 	return &env{box: b, c: &testkit.Client{Base: "http://" + ln.Addr().String(), Token: token}, dir: cfg.DataDir}
 }
 

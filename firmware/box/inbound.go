@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/config"
-	"github.com/faxbox/faxbox/firmware/engine"
 	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/firmware/store"
 )
@@ -58,7 +57,7 @@ func (in *inbound) handle(caller string) {
 	in.hit[caller] = append(recent, now)
 	in.mu.Unlock()
 	at := now.Add(in.cfg.Delay.D())
-	j := &job.Job{ID: engine.NewCallID(), Kind: job.KindCall, To: caller, Status: job.Queued, CreatedAt: now, UpdatedAt: now,
+	j := &job.Job{ID: job.NewCallID(), Kind: job.KindCall, To: caller, Status: job.Queued, CreatedAt: now, UpdatedAt: now,
 		MaxAttempts: 1, RetryInterval: job.Duration(time.Minute), ExpireAt: now.Add(time.Hour), SendAt: &at, Priority: 9,
 		CallbackURL: in.cfg.CallbackURL, Call: &job.CallSpec{Kind: "callback"}}
 	rec, err := in.b.Store.Create(&store.Record{Job: j})

@@ -100,7 +100,7 @@ func (b *Box) RunPanel(ctx context.Context, p *panel.Panel, leds LEDs, screen Sc
 func (b *Box) panelInput(leds LEDs, last string) panel.Input {
 	in := panel.Input{LastResult: last, IP: localIP(), Alarms: b.alarms(leds)}
 	for _, l := range b.Engine.Lines() {
-		in.Lines = append(in.Lines, panel.Line{ID: fmt.Sprintf("%s/%d", l.Group, l.Index), State: l.State, JobID: l.JobID, To: l.To, Page: l.Page, Pages: l.Pages})
+		in.Lines = append(in.Lines, panel.Line{ID: l.ID().String(), State: l.State, JobID: l.JobID, To: l.To, Page: l.Page, Pages: l.Pages})
 	}
 	in.QueueDepth = b.Engine.Stats().Active
 	return in
@@ -137,14 +137,18 @@ func (b *Box) panelAction(a panel.Action, hooks PanelHooks) {
 	switch a.Kind {
 	case "cancel_line":
 		for _, l := range b.Engine.Lines() {
-			if fmt.Sprintf("%s/%d", l.Group, l.Index) == a.Line && l.JobID != "" {
+			if l.ID().String() == a.Line && l.JobID != "" {
 				if _, err := b.Engine.Cancel(l.JobID); err != nil {
 					log.Warn("panel: cancel", "job", l.JobID, "err", err)
 				}
 			}
 		}
 	case "set_busy":
-		if err := b.Engine.SetLineBusy(a.Line, a.Busy); err != nil {
+		id, err := job.ParseLineID(a.Line)
+		if err == nil {
+			err = b.Engine.SetLineBusy(id, a.Busy)
+		}
+		if err != nil {
 			log.Warn("panel: make busy", "err", err)
 		}
 	case "retry_failed":

@@ -18,6 +18,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/faxbox/faxbox/firmware/job"
+
 	"github.com/faxbox/faxbox/firmware/failure"
 )
 
@@ -136,3 +138,6 @@ type LineState struct {
 	Busy    bool   `json:"busied_out,omitempty"`
 	Healthy bool   `json:"healthy"`
 }
+
+// ID returns the line's id ("group/n").
+func (ls LineState) ID() job.LineID { return job.LineID{Group: ls.Group, N: ls.Index} }

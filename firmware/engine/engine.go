@@ -23,8 +23,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -36,7 +34,6 @@ import (
 	"github.com/faxbox/faxbox/firmware/lifecycle"
 	"github.com/faxbox/faxbox/firmware/scheduler"
 	"github.com/faxbox/faxbox/firmware/store"
-	"github.com/oklog/ulid/v2"
 )
 
 // Sentinel errors of the engine's API.
@@ -46,6 +43,7 @@ var (
 	ErrDelivered = errors.New("engine: job was delivered; it is never sent twice")
 	ErrNoDocs    = errors.New("engine: the job's documents were purged")
 	ErrNotFailed = errors.New("engine: only failed, cancelled or waiting jobs can be retried")
+	ErrNoLine    = errors.New("engine: no such line")
 	errClosed    = errors.New("engine: shut down")
 )
 
@@ -102,7 +100,7 @@ type Engine struct {
 	ctx     context.Context
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
-	lines   map[string]*dialler.LineState // by line id
+	lines   map[job.LineID]*dialler.LineState
 	started bool
 }
 
@@ -150,13 +148,12 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("engine: line group %s has no dialler", g.Name)
 		}
 	}
-	e := &Engine{cfg: cfg, log: cfg.Log, sched: sched, entries: map[string]*entry{}, calls: map[string]*entry{}, lines: map[string]*dialler.LineState{}}
+	e := &Engine{cfg: cfg, log: cfg.Log, sched: sched, entries: map[string]*entry{}, calls: map[string]*entry{}, lines: map[job.LineID]*dialler.LineState{}}
 	e.convC = sync.NewCond(&e.mu)
 	e.ctx, e.stop = context.WithCancel(context.Background())
 	e.jr = newJournal(cfg.Store, cfg.Log, e.committed)
 	for _, l := range sched.Lines() {
-		id := scheduler.LineID(l.Group, l.Index)
-		e.lines[id] = &dialler.LineState{Group: l.Group, Index: l.Index + 1, State: "idle", Healthy: true}
+		e.lines[job.LineAt(l.Group, l.Index)] = &dialler.LineState{Group: l.Group, Index: l.Index + 1, State: "idle", Healthy: true}
 	}
 	return e, nil
 }
@@ -194,7 +191,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	for _, r := range recs {
 		if r.Job.Status.Active() {
 			if a := r.Job.LastAttempt(); a != nil {
-				g, _ := parseLine(a.Line)
+				g := a.Line.Group
 				byDialler[g] = append(byDialler[g], a.ID)
 				jobOf[a.ID] = r.Job.ID
 			}
@@ -238,7 +235,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			e.readyLocked(en, now)
 		case job.Dialing, job.Sending:
 			a := j.LastAttempt()
-			g, idx := parseLine(a.Line)
+			g, idx := a.Line.Group, a.Line.Index()
 			en.inCall, en.attemptID, en.group, en.line = true, a.ID, g, idx
 			e.calls[a.ID] = en
 			if err := e.sched.Occupy(g, idx, j.ID, j.To); err != nil {
@@ -302,15 +299,6 @@ func stopTimer(t *clock.Timer) {
 		(*t).Stop()
 		*t = nil
 	}
-}
-
-func parseLine(s string) (string, int) {
-	i := strings.LastIndexByte(s, '/')
-	if i < 0 {
-		return s, 0
-	}
-	n, _ := strconv.Atoi(s[i+1:])
-	return s[:i], n - 1
 }
 
 // save queues the entry's job (with a new version) and deliveries for the
@@ -523,12 +511,12 @@ func (e *Engine) kickLocked() {
 func (e *Engine) startAttemptLocked(en *entry, as scheduler.Assignment) {
 	j := en.rec.Job
 	now := e.cfg.Clock.Now()
-	id := newID("at")
+	id := job.NewAttemptID()
 	t38 := j.Options.T38 != "off" && !j.Fallback.NoT38
 	a := job.Attempt{
 		ID:        id,
 		N:         len(j.Attempts) + 1,
-		Line:      scheduler.LineID(as.Group, as.Line),
+		Line:      job.LineAt(as.Group, as.Line),
 		StartedAt: now,
 		Result:    "in_progress",
 		FirstPage: j.PagesConfirmed + 1,
@@ -677,8 +665,7 @@ func (e *Engine) Progress(p dialler.Progress) {
 }
 
 func (e *Engine) setLineLocked(group string, idx int, state string, j *job.Job, page, pages int) {
-	id := scheduler.LineID(group, idx)
-	ls := e.lines[id]
+	ls := e.lines[job.LineAt(group, idx)]
 	if ls == nil {
 		return
 	}
@@ -812,44 +799,53 @@ func (e *Engine) Retry(id string) (*job.Job, error) {
 		e.kickLocked()
 		return j.Clone(), nil
 	}
-	e.mu.Unlock()
-	r, err := e.cfg.Store.Get(id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrNotFound
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, errClosed
 	}
-	if err != nil {
+	// Reopened in the store first, in one transaction with its checks, so
+	// that a retention purge cannot delete the documents under it.
+	now := e.cfg.Clock.Now()
+	var was *job.Job
+	r, err := e.cfg.Store.Reopen(id, func(j *job.Job) error {
+		was = j.Clone()
+		switch {
+		case j.Status == job.Delivered:
+			return ErrDelivered
+		case j.Status != job.Failed && j.Status != job.Cancelled:
+			return ErrNotFailed
+		}
+		j.RetryBase = j.Dials
+		j.Error, j.CompletedAt, j.NextAttemptAt = nil, nil, nil
+		j.UpdatedAt = now
+		if j.ExpireAt.Before(now.Add(time.Hour)) {
+			j.ExpireAt = now.Add(j.ExpireAt.Sub(j.CreatedAt))
+		}
+		j.Status = job.Queued
+		if j.Pages > 0 {
+			j.Status = job.Ready
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, ErrNotFound
+	case errors.Is(err, store.ErrPurged):
+		return was, ErrNoDocs
+	case errors.Is(err, ErrDelivered), errors.Is(err, ErrNotFailed):
+		return was, err
+	case err != nil:
 		return nil, err
 	}
 	j := r.Job
-	switch {
-	case j.Status == job.Delivered:
-		return j, ErrDelivered
-	case j.Status != job.Failed && j.Status != job.Cancelled:
-		return j, ErrNotFailed
-	case j.Purged:
-		return j, ErrNoDocs
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.entries[id] != nil || e.closed {
-		return j, ErrNotFailed
-	}
-	now := e.cfg.Clock.Now()
-	j.RetryBase = j.Dials
-	j.Error, j.CompletedAt, j.NextAttemptAt = nil, nil, nil
-	j.UpdatedAt = now
-	if j.ExpireAt.Before(now.Add(time.Hour)) {
-		j.ExpireAt = now.Add(j.ExpireAt.Sub(j.CreatedAt))
-	}
 	en := &entry{rec: r}
 	e.entries[id] = en
 	e.armExpiry(en, now)
-	if j.Pages > 0 {
+	e.cfg.Bus.Publish(events.JobChanged, j.Clone())
+	if j.Status == job.Ready {
 		e.readyLocked(en, now)
 		e.kickLocked()
 	} else {
-		j.Status = job.Queued
-		e.saveLocked(en)
 		e.convQ = append(e.convQ, id)
 		e.convC.Signal()
 	}
@@ -862,22 +858,25 @@ func (e *Engine) Lines() []dialler.LineState {
 	defer e.mu.Unlock()
 	var out []dialler.LineState
 	for _, l := range e.sched.Lines() {
-		if ls := e.lines[scheduler.LineID(l.Group, l.Index)]; ls != nil {
+		if ls := e.lines[job.LineAt(l.Group, l.Index)]; ls != nil {
 			out = append(out, *ls)
 		}
 	}
 	return out
 }
 
-// SetLineBusy takes a line ("group/n") out of service or puts it back.
-func (e *Engine) SetLineBusy(lineID string, busy bool) error {
-	g, idx := parseLine(lineID)
+// SetLineBusy takes a line out of service or puts it back. A line the box
+// does not have is ErrNoLine, and changes nothing.
+func (e *Engine) SetLineBusy(id job.LineID, busy bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := e.sched.SetBusy(g, idx, busy); err != nil {
+	ls := e.lines[id]
+	if ls == nil {
+		return fmt.Errorf("%w: %s", ErrNoLine, id)
+	}
+	if err := e.sched.SetBusy(id.Group, id.Index(), busy); err != nil {
 		return err
 	}
-	ls := e.lines[lineID]
 	ls.Busy = busy
 	if ls.JobID == "" {
 		ls.State = idleState(ls)
@@ -902,7 +901,7 @@ func (e *Engine) SetGroupDown(group string, n int) error {
 	}
 	up := false
 	for _, l := range e.sched.Lines() {
-		ls := e.lines[scheduler.LineID(l.Group, l.Index)]
+		ls := e.lines[job.LineAt(l.Group, l.Index)]
 		if l.Group != group || ls == nil || ls.Healthy == !l.Down {
 			continue
 		}
@@ -946,16 +945,15 @@ func (e *Engine) Stats() Stats {
 	return s
 }
 
-// newID returns a time-ordered unique id with a prefix.
-func newID(prefix string) string {
-	return prefix + "_" + strings.ToLower(ulid.Make().String())
-}
+// NewJobID returns a new fax job id (see job.NewFaxID).
+//
+// Deprecated: use job.NewFaxID.
+func NewJobID() string { return job.NewFaxID() }
 
-// NewJobID returns a new job id (time-ordered, so listing by id is by age).
-func NewJobID() string { return newID("fx") }
-
-// NewCallID returns a new call job id.
-func NewCallID() string { return newID("cl") }
+// NewCallID returns a new call job id (see job.NewCallID).
+//
+// Deprecated: use job.NewCallID.
+func NewCallID() string { return job.NewCallID() }
 
 // prepareTIFF cuts the pages an attempt still has to send and validates the
 // file right before dialling; on failure it reports the attempt's result.

@@ -123,7 +123,13 @@ func start(t *testing.T, dir string, channels int) *harness {
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.Close(); st.Close() })
+	t.Cleanup(func() {
+		e.Close()
+		st.Close()
+		if err := store.CheckDir(dir); err != nil {
+			t.Errorf("after the test: %v", err)
+		}
+	})
 	return h
 }
 
@@ -367,7 +373,7 @@ func TestGroupDown(t *testing.T) {
 	if fmt.Sprint(states) != "[idle idle down]" {
 		t.Fatalf("one line down: %v", states)
 	}
-	h.e.SetLineBusy("test/3", true)
+	h.e.SetLineBusy(job.LineID{Group: "test", N: 3}, true)
 	h.e.SetGroupDown("test", 0)
 	states = states[:0]
 	for _, l := range h.e.Lines() {

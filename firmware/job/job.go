@@ -139,7 +139,7 @@ func NewError(c failure.Code, raw string) *Error {
 type Attempt struct {
 	ID         string     `json:"id"`
 	N          int        `json:"n"`
-	Line       string     `json:"line"`
+	Line       LineID     `json:"line"`
 	Channel    string     `json:"channel,omitempty"`
 	StartedAt  time.Time  `json:"started_at"`
 	AnsweredAt *time.Time `json:"answered_at,omitempty"`

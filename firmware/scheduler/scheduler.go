@@ -60,9 +60,6 @@ type Assignment struct {
 	Line  int // 0-based channel index within the group
 }
 
-// LineID names a line as "group/n" with n 1-based.
-func LineID(group string, idx int) string { return fmt.Sprintf("%s/%d", group, idx+1) }
-
 // Scheduler holds the groups, the waiting items and the lines in use.
 type Scheduler struct {
 	groups  []*Group
@@ -213,7 +210,7 @@ func (s *Scheduler) Occupy(group string, idx int, jobID, to string) error {
 		return fmt.Errorf("scheduler: no line %s/%d", group, idx+1)
 	}
 	if g.lines[idx].jobID != "" {
-		return fmt.Errorf("scheduler: line %s already in use", LineID(group, idx))
+		return fmt.Errorf("scheduler: line %s/%d already in use", group, idx+1)
 	}
 	num := strings.TrimPrefix(to, "+")
 	g.lines[idx].jobID, g.lines[idx].to = jobID, num

@@ -34,6 +34,7 @@ var (
 	ErrLocked    = errors.New("store: data directory is in use by another faxbox process")
 	ErrStale     = errors.New("store: stale job version")
 	ErrRefExists = errors.New("store: client_ref already used")
+	ErrPurged    = errors.New("store: the job's documents were purged")
 )
 
 var (
@@ -56,6 +57,10 @@ type Record struct {
 	Version uint64   `json:"version"`
 	Hash    string   `json:"hash,omitempty"`
 	Paths   []string `json:"paths,omitempty"` // input files, relative to DocDir
+	// Seq is the job's arrival order (job.Job.Seq, which the public JSON of
+	// a job leaves out), kept so scheduling ties break the same way after a
+	// restart.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // Delivery is one webhook notification waiting in the outbox.
@@ -273,6 +278,7 @@ func (s *DB) putTx(tx *bolt.Tx, r *Record, deliveries []*Delivery) error {
 			return fmt.Errorf("%w: have %d, put %d", ErrStale, o.Version, r.Version)
 		}
 	}
+	r.Seq = r.Job.Seq
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -324,6 +330,7 @@ func getTx(tx *bolt.Tx, id string) (*Record, error) {
 	if err := json.Unmarshal(v, &r); err != nil {
 		return nil, fmt.Errorf("store: decode %s: %w", id, err)
 	}
+	r.Job.Seq = r.Seq
 	return &r, nil
 }
 
@@ -391,20 +398,38 @@ func (s *DB) List(f Filter) ([]*job.Job, string, error) {
 			}
 			return nil
 		}
+		// Ids sort by creation time within one kind only (each kind has its
+		// own prefix), so the scan is kept to the kind's key range and only
+		// there may Since end it early.
+		prefix := []byte(job.IDPrefix(f.Kind))
 		c := tx.Bucket(bJobs).Cursor()
 		var k, v []byte
-		if f.Cursor != "" {
+		switch {
+		case f.Cursor != "":
 			c.Seek([]byte(f.Cursor))
 			k, v = c.Prev()
-		} else {
+		case len(prefix) > 0:
+			end := append(bytes.Clone(prefix), 0xff)
+			if k, _ = c.Seek(end); k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+		default:
 			k, v = c.Last()
 		}
 		for ; k != nil; k, v = c.Prev() {
+			if len(prefix) > 0 && !bytes.HasPrefix(k, prefix) {
+				if bytes.Compare(k, prefix) < 0 {
+					return nil
+				}
+				continue
+			}
 			var r Record
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("store: decode %s: %w", k, err)
 			}
-			if !f.Since.IsZero() && r.Job.CreatedAt.Before(f.Since) {
+			if len(prefix) > 0 && !f.Since.IsZero() && r.Job.CreatedAt.Before(f.Since) {
 				return nil
 			}
 			if !match(r.Job, f) {
@@ -536,8 +561,43 @@ func (s *DB) SchedulePurge(id string, at time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bPurge).Put(purgeKey(at, id), nil) })
 }
 
+// Reopen brings a terminal job back to life in one transaction: it reads
+// job id, refuses it with ErrPurged when its documents are gone, lets reopen
+// check and change the job (an error from reopen aborts and is returned),
+// and writes it with the next version. Purge and Reopen exclude each other:
+// a job is either purged or reopened, never both, so the documents of an
+// active job are never deleted.
+func (s *DB) Reopen(id string, reopen func(j *job.Job) error) (*Record, error) {
+	var out *Record
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		r, err := getTx(tx, id)
+		if err != nil {
+			return err
+		}
+		if r.Job.Purged {
+			return ErrPurged
+		}
+		if err := reopen(r.Job); err != nil {
+			return err
+		}
+		r.Version++
+		if err := s.putTx(tx, r, nil); err != nil {
+			return err
+		}
+		out = r
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: reopen %s: %w", id, err)
+	}
+	return out, nil
+}
+
 // Purge deletes the documents of every job whose purge time is not after
-// now, marks the records purged, and returns how many it purged.
+// now, marks the records purged, and returns how many it purged. A job that
+// was reopened since (not terminal) keeps its documents. The record is
+// marked purged in the same transaction that checks it is terminal, and the
+// files go only after that commit (see Reopen).
 func (s *DB) Purge(now time.Time) (int, error) {
 	var due [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -556,27 +616,26 @@ func (s *DB) Purge(now time.Time) (int, error) {
 	n := 0
 	for _, k := range due {
 		id := string(k[8:])
-		if r, err := s.Get(id); err == nil && !r.Job.Status.Terminal() {
-			// Retried since: its documents are in use again.
-			if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bPurge).Delete(k) }); err != nil {
-				return n, err
-			}
-			continue
-		}
-		if err := os.RemoveAll(s.DocDir(id)); err != nil {
-			return n, fmt.Errorf("store: purge %s: %w", id, err)
-		}
+		purge := false
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			if r, err := getTx(tx, id); err == nil && !r.Job.Purged {
+			purge = false
+			if r, err := getTx(tx, id); err == nil && r.Job.Status.Terminal() && !r.Job.Purged {
 				r.Job.Purged = true
 				r.Version++
 				if err := s.putTx(tx, r, nil); err != nil {
 					return err
 				}
+				purge = true
 			}
 			return tx.Bucket(bPurge).Delete(k)
 		})
 		if err != nil {
+			return n, fmt.Errorf("store: purge %s: %w", id, err)
+		}
+		if !purge {
+			continue
+		}
+		if err := os.RemoveAll(s.DocDir(id)); err != nil {
 			return n, fmt.Errorf("store: purge %s: %w", id, err)
 		}
 		n++

@@ -18,7 +18,12 @@ func open(t *testing.T, dir string) *DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() {
+		s.Close()
+		if err := CheckDir(dir); err != nil {
+			t.Errorf("after the test: %v", err)
+		}
+	})
 	return s
 }
 
