@@ -207,7 +207,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, events: make(chan Message, cfg.EventBuffer), pending: map[string]*call{}, up: make(chan struct{}), done: make(chan struct{})}
 	c.ctx, c.stop = context.WithCancel(context.Background())
-	conn, r, err := c.connect(ctx)
+	conn, r, err := c.connect(ctx, false)
 	if err != nil && (!cfg.Background || errors.Is(err, ErrLogin)) {
 		c.stop()
 		return nil, err
@@ -225,7 +225,10 @@ func (c *Client) Events() <-chan Message { return c.events }
 // Reconnects returns how many times the client logged in again.
 func (c *Client) Reconnects() int64 { return c.reconnects.Load() }
 
-func (c *Client) connect(ctx context.Context) (net.Conn, *bufio.Reader, error) {
+// connect dials and logs in. again marks a login after the first: it is
+// counted in Reconnects before OnConnect starts, so OnConnect always sees
+// the count of the login it runs for.
+func (c *Client) connect(ctx context.Context, again bool) (net.Conn, *bufio.Reader, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
 	if err != nil {
@@ -262,6 +265,9 @@ func (c *Client) connect(ctx context.Context) (net.Conn, *bufio.Reader, error) {
 	close(c.up)
 	c.up = make(chan struct{})
 	c.mu.Unlock()
+	if again {
+		c.reconnects.Add(1)
+	}
 	if c.cfg.OnConnect != nil {
 		go c.cfg.OnConnect(c.ctx, c)
 	}
@@ -304,9 +310,8 @@ func (c *Client) loop(conn net.Conn, r *bufio.Reader) {
 			case <-time.After(backoff):
 			}
 			var cerr error
-			conn, r, cerr = c.connect(c.ctx)
+			conn, r, cerr = c.connect(c.ctx, true)
 			if cerr == nil {
-				c.reconnects.Add(1)
 				c.cfg.Log.Info("ami: reconnected", "addr", c.cfg.Addr)
 				break
 			}

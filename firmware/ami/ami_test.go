@@ -404,3 +404,24 @@ func TestBackgroundDial(t *testing.T) {
 		t.Fatalf("ping: %v %v", m, err)
 	}
 }
+
+// OnConnect sees the login it runs for: Reconnects() is already counted
+// when it starts, so a re-sync keyed on Reconnects() > 0 is never skipped.
+func TestOnConnectSeesItsReconnect(t *testing.T) {
+	f := newFake(t, func(w *bufio.Writer, m Message) {
+		fmt.Fprintf(w, "Response: Success\r\nActionID: %s\r\n\r\n", m.Get("ActionID"))
+	})
+	seen := make(chan int64, 64)
+	dial(t, f, func(ctx context.Context, c *Client) { seen <- c.Reconnects() })
+	for want := int64(0); want <= 20; want++ {
+		select {
+		case got := <-seen:
+			if got != want {
+				t.Fatalf("login %d: OnConnect saw Reconnects() = %d", want+1, got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("login %d: no OnConnect", want+1)
+		}
+		f.dropAll()
+	}
+}
