@@ -24,6 +24,7 @@ import (
 	"github.com/faxbox/faxbox/firmware/ami"
 	"github.com/faxbox/faxbox/firmware/dialler"
 	"github.com/faxbox/faxbox/firmware/failure"
+	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/spandsp"
 )
 
@@ -317,7 +318,7 @@ func (d *Dialler) Hangup(ctx context.Context, id string) error {
 
 // Reconcile asks Asterisk which attempts still have a channel up; it keeps
 // listening for those.
-func (d *Dialler) Reconcile(ctx context.Context, ids []string) (map[string]bool, error) {
+func (d *Dialler) Reconcile(ctx context.Context, attempts []dialler.Request) (map[string]bool, error) {
 	_, items, err := d.c.List(ctx, "CoreShowChannels")
 	if err != nil {
 		return nil, fmt.Errorf("asterisk: reconcile: %w", err)
@@ -329,13 +330,14 @@ func (d *Dialler) Reconcile(ctx context.Context, ids []string) (map[string]bool,
 	alive := map[string]bool{}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, id := range ids {
+	for _, r := range attempts {
+		id := r.AttemptID
 		m, ok := up[id]
 		if !ok {
 			continue
 		}
 		alive[id] = true
-		c := &call{req: dialler.Request{AttemptID: id}, uid: id, channel: m.Get("Channel"), answered: true, origDone: true, cause: -1, reason: -1}
+		c := &call{req: r, uid: id, channel: m.Get("Channel"), answered: true, origDone: true, cause: -1, reason: -1}
 		d.calls[id] = c
 		d.uids[id] = c
 	}
@@ -397,13 +399,16 @@ func faxResult(c *call, o spandsp.Outcome) dialler.Result {
 
 // Kept implements dialler.Keeper: the result of a fax attempt whose call
 // ended while faxbox was not running, from what the dialplan kept in AstDB.
-func (d *Dialler) Kept(ctx context.Context, attemptID, jobID string) (dialler.Result, bool) {
-	c := &call{req: dialler.Request{AttemptID: attemptID, JobID: jobID}, cause: -1, reason: -1}
+func (d *Dialler) Kept(ctx context.Context, r dialler.Request) (dialler.Result, bool) {
+	if r.Kind == job.KindCall {
+		return dialler.Result{}, false // only fax results are kept
+	}
+	c := &call{req: r, cause: -1, reason: -1}
 	if !d.storedResult(ctx, c) {
 		return dialler.Result{}, false
 	}
 	res := faxResult(c, outcome(c))
-	res.AttemptID = attemptID
+	res.AttemptID = r.AttemptID
 	res.EndedAt = time.Now()
 	return res, true
 }

@@ -128,7 +128,7 @@ func (d *stampDialler) Dial(_ context.Context, r dialler.Request) error {
 	return nil
 }
 func (d *stampDialler) Hangup(context.Context, string) error { return dialler.ErrUnknownAttempt }
-func (d *stampDialler) Reconcile(context.Context, []string) (map[string]bool, error) {
+func (d *stampDialler) Reconcile(context.Context, []dialler.Request) (map[string]bool, error) {
 	return map[string]bool{}, nil
 }
 

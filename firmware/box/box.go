@@ -75,7 +75,9 @@ type Options struct {
 }
 
 // Open builds the box (store open, engine recovered) without serving HTTP.
-func Open(ctx context.Context, cfg config.Config, o Options) (*Box, error) {
+// On any error everything it opened is closed again (one cleanup path: Close
+// copes with a box built half way).
+func Open(ctx context.Context, cfg config.Config, o Options) (_ *Box, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -86,6 +88,11 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Box, error) {
 		o.Log = slog.Default()
 	}
 	b := &Box{Cfg: cfg, Log: o.Log, Clock: o.Clock, Version: o.Version, Bus: events.NewBus(), started: time.Now()}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
 	st, err := store.Open(cfg.DataDir, store.Options{Retention: cfg.Retention.D()})
 	if err != nil {
 		return nil, err
@@ -95,35 +102,11 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Box, error) {
 
 	sink := &sinkProxy{}
 	if err := b.openAsterisk(ctx, cfg, o, sink); err != nil {
-		st.Close()
 		return nil, err
 	}
-	groups := []*scheduler.Group{{Name: TestGroup, Channels: max(cfg.TestLine.Channels, 1), Prefixes: []string{cfg.TestLine.Prefix}, Test: true}}
-	diallers := map[string]dialler.Dialler{}
-	for _, g := range cfg.LineGroups {
-		if g.Name == TestGroup {
-			st.Close()
-			return nil, fmt.Errorf("box: line group name %q is reserved for the test line", TestGroup)
-		}
-		d := o.Diallers[g.Name]
-		if d == nil {
-			d = b.asterisk[g.Name]
-		}
-		if d == nil {
-			st.Close()
-			return nil, fmt.Errorf("box: no dialler for line group %s (transport %q)", g.Name, g.Transport)
-		}
-		var ws []scheduler.Window
-		for _, w := range g.Windows {
-			pw, err := scheduler.ParseWindow(w)
-			if err != nil {
-				st.Close()
-				return nil, err
-			}
-			ws = append(ws, pw)
-		}
-		groups = append(groups, &scheduler.Group{Name: g.Name, Channels: g.Channels, Prefixes: g.Prefixes, Windows: ws})
-		diallers[g.Name] = d
+	groups, diallers, err := b.lineGroups(cfg, o)
+	if err != nil {
+		return nil, err
 	}
 	workers := cfg.Convert.Workers
 	if workers <= 0 {
@@ -135,8 +118,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Box, error) {
 		MemoryMB:    cfg.Convert.MemoryMB,
 		MaxPages:    cfg.Limits.MaxPages,
 	})
-	tl := testline.New(cfg.TestLine.Prefix, cfg.TestLine.PageTime.D(), o.Clock, sink)
-	diallers[TestGroup] = tl
+	diallers[TestGroup] = testline.New(cfg.TestLine.Prefix, cfg.TestLine.PageTime.D(), o.Clock, sink)
 	eng, err := engine.New(engine.Config{
 		Store: st, Clock: o.Clock, Bus: b.Bus, Docs: documents{conv: conv, clk: o.Clock},
 		Groups: groups, Diallers: diallers, Policy: lifecycle.Policy{Retry: cfg.Retry},
@@ -144,7 +126,6 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Box, error) {
 		Log: o.Log, StationID: cfg.StationID,
 	})
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
 	sink.e = eng
@@ -152,13 +133,15 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Box, error) {
 	if b.cards != nil {
 		b.cards.attach(eng)
 	}
+	// Asterisk's events flow from here on: everything they reach exists
+	// now. They must flow before the engine's Start, because the manager
+	// connection carries both the events and the answer to Start's
+	// Reconcile (an unread event stream would hold that answer back).
+	b.startEvents()
 	if err := eng.Start(ctx); err != nil {
-		eng.Close()
-		st.Close()
 		return nil, err
 	}
 	if err := b.Sender.Start(); err != nil {
-		b.Close()
 		return nil, err
 	}
 	b.API = &api.Server{Cfg: cfg, Store: st, Engine: eng, Bus: b.Bus, Renderer: renderer{}, Version: o.Version,
@@ -166,11 +149,43 @@ func Open(ctx context.Context, cfg config.Config, o Options) (*Box, error) {
 	b.schedulePurge()
 	if cfg.Panel.Board != "" {
 		if err := b.startPanel(cfg.Panel.Board, o.PanelHooks); err != nil {
-			b.Close()
 			return nil, err
 		}
 	}
 	return b, nil
+}
+
+// lineGroups turns the config's line groups into the scheduler's, each with
+// its dialler (injected, or the Asterisk one); the test line's group comes
+// first, its dialler is added by the caller.
+func (b *Box) lineGroups(cfg config.Config, o Options) ([]*scheduler.Group, map[string]dialler.Dialler, error) {
+	groups := []*scheduler.Group{{Name: TestGroup, Channels: max(cfg.TestLine.Channels, 1), Prefixes: []string{cfg.TestLine.Prefix}, Test: true}}
+	diallers := map[string]dialler.Dialler{}
+	for _, g := range cfg.LineGroups {
+		if g.Name == TestGroup {
+			return nil, nil, fmt.Errorf("box: line group name %q is reserved for the test line", TestGroup)
+		}
+		d := o.Diallers[g.Name]
+		if d == nil {
+			if ad := b.asterisk[g.Name]; ad != nil {
+				d = ad
+			}
+		}
+		if d == nil {
+			return nil, nil, fmt.Errorf("box: no dialler for line group %s (transport %q)", g.Name, g.Transport)
+		}
+		var ws []scheduler.Window
+		for _, w := range g.Windows {
+			pw, err := scheduler.ParseWindow(w)
+			if err != nil {
+				return nil, nil, err
+			}
+			ws = append(ws, pw)
+		}
+		groups = append(groups, &scheduler.Group{Name: g.Name, Channels: g.Channels, Prefixes: g.Prefixes, Windows: ws})
+		diallers[g.Name] = d
+	}
+	return groups, diallers, nil
 }
 
 // startPanel opens the board's GPIO lines and LCD and runs the front panel.
@@ -289,10 +304,17 @@ func (b *Box) Close() error {
 	if b.srv != nil {
 		b.srv.Close()
 	}
-	b.Engine.Close()
-	b.Sender.Close()
+	if b.Engine != nil {
+		b.Engine.Close()
+	}
+	if b.Sender != nil {
+		b.Sender.Close()
+	}
 	if b.ami != nil {
 		b.ami.Close()
+	}
+	if b.Store == nil {
+		return nil
 	}
 	return b.Store.Close()
 }
@@ -316,7 +338,6 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 	if t := a.Trunk; t != nil && t.Qualify > 0 {
 		b.trunk = newTrunkWatch(t.Name)
 	}
-	trunk := b.trunk
 	// Background: the box starts (queue, API, panel alarm "asterisk
 	// unreachable") while its Asterisk is still starting or down.
 	client, err := ami.Dial(ctx, ami.Config{Addr: a.AMIAddr, Username: a.AMIUser, Secret: a.AMISecret, Log: o.Log, Background: true,
@@ -334,13 +355,13 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 	if err != nil {
 		return fmt.Errorf("box: asterisk manager at %s: %w", a.AMIAddr, err)
 	}
+	b.ami = client
 	for _, g := range need {
 		ac := asterisk.Config{Group: g.Name, Dial: g.Dial, Transport: g.Transport, SpoolDir: a.SpoolDir, RingTimeout: g.RingTimeout.D(), Log: o.Log,
 			PIN: cfg.Calls.Callback.PIN, AllowDest: allowDest(cfg), UID: -1, GID: -1}
 		if a.User != "" {
 			u, err := user.Lookup(a.User)
 			if err != nil {
-				client.Close()
 				return fmt.Errorf("box: asterisk.user %q: %w", a.User, err)
 			}
 			ac.UID, _ = strconv.Atoi(u.Uid)
@@ -352,13 +373,25 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 		}
 		d, err := asterisk.New(ac, client, sink)
 		if err != nil {
-			client.Close()
 			return err
 		}
 		b.asterisk[g.Name] = d
 		ds = append(ds, d)
 	}
-	b.ami = client
+	return nil
+}
+
+// startEvents hands the manager interface's events to the line cards, the
+// trunk watch and the diallers, in that order, until the client closes.
+func (b *Box) startEvents() {
+	if b.ami == nil {
+		return
+	}
+	client, cards, trunk := b.ami, b.cards, b.trunk
+	var ds []*asterisk.Dialler
+	for _, d := range b.asterisk {
+		ds = append(ds, d)
+	}
 	go func() {
 		for m := range client.Events() {
 			if cards != nil && cards.handle(m) {
@@ -372,5 +405,4 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 			}
 		}
 	}()
-	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,10 @@ type dahdiAMI struct {
 	// notYet: DAHDIShowChannels is unknown until boot() (chan_dahdi not
 	// loaded yet while Asterisk starts).
 	notYet bool
+	// onLogin is sent right after a successful login.
+	onLogin string
+	// live counts open connections.
+	live atomic.Int32
 }
 
 // boot makes chan_dahdi known and sends FullyBooted.
@@ -58,6 +63,8 @@ func newDahdiAMIAt(t *testing.T, addr string) *dahdiAMI {
 }
 
 func (f *dahdiAMI) serve(c net.Conn) {
+	f.live.Add(1)
+	defer f.live.Add(-1)
 	w := bufio.NewWriter(c)
 	f.mu.Lock()
 	f.conns = append(f.conns, w)
@@ -90,6 +97,9 @@ func (f *dahdiAMI) serve(c net.Conn) {
 			fmt.Fprintf(w, "Event: DAHDIShowChannelsComplete\r\nActionID: %s\r\nEventList: Complete\r\nListItems: 4\r\nItems: 4\r\n\r\n", id)
 		default:
 			fmt.Fprintf(w, "Response: Success\r\nActionID: %s\r\nMessage: ok\r\n\r\n", id)
+			if m.Get("Action") == "Login" && f.onLogin != "" {
+				w.WriteString(f.onLogin + "\r\n")
+			}
 		}
 		w.Flush()
 		f.mu.Unlock()

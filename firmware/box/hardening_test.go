@@ -1,12 +1,17 @@
 package box
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/faxbox/faxbox/firmware/config"
+	"github.com/faxbox/faxbox/firmware/events"
 	"github.com/faxbox/faxbox/firmware/job"
+	"github.com/faxbox/faxbox/firmware/panel"
 	"github.com/faxbox/faxbox/internal/testkit"
 )
 
@@ -44,5 +49,104 @@ func TestLineBusyRefusesOtherSpellings(t *testing.T) {
 	// The one true spelling works.
 	if r := e.c.Do(t, http.MethodPost, "/v1/lines/test/1/busy", nil, "", &lines); r.StatusCode != http.StatusOK || lines.Lines[0].State != "busied_out" {
 		t.Fatalf("POST /v1/lines/test/1/busy: %d %s", r.StatusCode, fmt.Sprint(lines.Lines))
+	}
+}
+
+// blockScreen holds the panel in its first Draw until released.
+type blockScreen struct {
+	first   chan struct{}
+	release chan struct{}
+	once    bool
+}
+
+func (s *blockScreen) Draw([]string) error {
+	if !s.once {
+		s.once = true
+		close(s.first)
+		<-s.release
+	}
+	return nil
+}
+func (s *blockScreen) Keys() <-chan string { return nil }
+
+// The panel's event subscription is replaced when it falls behind; when the
+// panel stops, the replacement is closed too (no subscription left behind).
+func TestPanelClosesReplacedSubscription(t *testing.T) {
+	e := startBox(t, nil)
+	before := e.box.Bus.Subscribers()
+	scr := &blockScreen{first: make(chan struct{}), release: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.box.RunPanel(ctx, panel.New(2, 16), nil, scr, PanelHooks{}); close(done) }()
+	<-scr.first
+	for i := 0; i < 1100; i++ { // more than the panel's buffer: it is dropped
+		e.box.Bus.Publish(events.Status, i)
+	}
+	close(scr.release)
+	deadline := time.Now().Add(5 * time.Second)
+	for e.box.Bus.Subscribers() != before+1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // the panel subscribes again
+	}
+	if n := e.box.Bus.Subscribers(); n != before+1 {
+		t.Fatalf("%d subscribers while the panel runs after a drop; want %d", n, before+1)
+	}
+	cancel()
+	<-done
+	if n := e.box.Bus.Subscribers(); n != before {
+		t.Fatalf("%d subscribers after the panel stopped; want %d", n, before)
+	}
+}
+
+// A box that fails to open after connecting to the manager interface closes
+// that connection (every error exit of Open closes what it opened).
+func TestOpenErrorClosesManagerConnection(t *testing.T) {
+	f := newDahdiAMI(t)
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Tokens = []string{token}
+	cfg.Asterisk = &config.Asterisk{AMIAddr: f.ln.Addr().String(), AMIUser: "faxbox", AMISecret: "s3cretpass", SpoolDir: t.TempDir()}
+	// A line group may not take the test line's name: found after the
+	// manager connection is up.
+	cfg.LineGroups = []config.LineGroup{{Name: TestGroup, Channels: 1, Dial: "PJSIP/%s@trunk"}}
+	if _, err := Open(context.Background(), cfg, Options{}); err == nil || !strings.Contains(err.Error(), "reserved for the test line") {
+		t.Fatalf("Open: %v; want the reserved group name refused", err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for f.live.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := f.live.Load(); n != 0 {
+		t.Fatalf("%d manager connections left open after Open failed", n)
+	}
+	// The data directory is free again: a second Open gets its lock.
+	cfg.LineGroups[0].Name = "sip"
+	b, err := Open(context.Background(), cfg, Options{})
+	if err != nil {
+		t.Fatalf("Open after a failed Open: %v", err)
+	}
+	b.Close()
+}
+
+// An inbound-callback call that Asterisk reports the moment faxbox logs in
+// (before the rest of the box was built) is served: the box calls back.
+func TestInboundCallbackAtLogin(t *testing.T) {
+	f := newDahdiAMI(t)
+	f.onLogin = "Event: UserEvent\r\nPrivilege: user,all\r\nUserEvent: FaxboxInbound\r\nCallerID: 300\r\n"
+	e := startBox(t, func(c *config.Config) {
+		c.Asterisk = &config.Asterisk{AMIAddr: f.ln.Addr().String(), AMIUser: "faxbox", AMISecret: "s3cretpass", SpoolDir: t.TempDir()}
+		c.LineGroups = []config.LineGroup{{Name: "sip", Channels: 1, Dial: "PJSIP/%s@trunk"}}
+		c.Calls.Callback = config.Callback{Number: "5000", AllowCallers: []string{"300"}, PIN: "1234", Delay: job.Duration(time.Hour), PerHour: 3}
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var list struct{ Items []job.Job }
+		e.c.Do(t, http.MethodGet, "/v1/calls", nil, "", &list)
+		if len(list.Items) == 1 && list.Items[0].To == "300" && list.Items[0].Call.Kind == "callback" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no callback job for the call at login: %+v", list.Items)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

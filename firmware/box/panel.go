@@ -41,7 +41,7 @@ type PanelHooks struct {
 // turns buttons and keys into actions on the engine.
 func (b *Box) RunPanel(ctx context.Context, p *panel.Panel, leds LEDs, screen Screen, hooks PanelHooks) {
 	sub := b.Bus.Subscribe(1024)
-	defer sub.Close()
+	defer func() { sub.Close() }() // the current one: it is replaced when it falls behind
 	last := ""
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()

@@ -113,8 +113,11 @@ type Dialler interface {
 	Dial(ctx context.Context, r Request) error
 	// Hangup ends attempt id if it is in progress.
 	Hangup(ctx context.Context, attemptID string) error
-	// Reconcile returns the subset of ids the dialler still has up.
-	Reconcile(ctx context.Context, attemptIDs []string) (alive map[string]bool, err error)
+	// Reconcile is asked after a restart about the attempts that were in a
+	// call, each given as the Request it was dialled with (rebuilt from the
+	// job record, without the TIFF). It returns the attempt ids the dialler
+	// still has up and adopts them: a Result follows for each of those.
+	Reconcile(ctx context.Context, attempts []Request) (alive map[string]bool, err error)
 }
 
 // Keeper is a Dialler whose lines keep each attempt's result where a
@@ -122,8 +125,8 @@ type Dialler interface {
 // attempts that Reconcile did not find up, before calling them interrupted
 // (which would send a delivered fax again).
 type Keeper interface {
-	// Kept returns the result of attemptID of job jobID, if one was kept.
-	Kept(ctx context.Context, attemptID, jobID string) (Result, bool)
+	// Kept returns the result of attempt r, if one was kept.
+	Kept(ctx context.Context, r Request) (Result, bool)
 }
 
 // LineState is a line's (channel's) state for the panel and /v1/status.

@@ -186,36 +186,33 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("engine: recover: %w", err)
 	}
-	byDialler := map[string][]string{}
-	jobOf := map[string]string{} // attempt → job
+	byDialler := map[string][]dialler.Request{}
 	for _, r := range recs {
 		if r.Job.Status.Active() {
 			if a := r.Job.LastAttempt(); a != nil {
-				g := a.Line.Group
-				byDialler[g] = append(byDialler[g], a.ID)
-				jobOf[a.ID] = r.Job.ID
+				byDialler[a.Line.Group] = append(byDialler[a.Line.Group], e.request(r.Job, a))
 			}
 		}
 	}
 	alive := map[string]bool{}
 	kept := map[string]dialler.Result{}
-	for g, ids := range byDialler {
+	for g, reqs := range byDialler {
 		d := e.cfg.Diallers[g]
 		if d == nil {
 			continue
 		}
-		got, err := d.Reconcile(ctx, ids)
+		got, err := d.Reconcile(ctx, reqs)
 		if err != nil {
-			return fmt.Errorf("engine: reconcile %d attempts on %s: %w", len(ids), g, err)
+			return fmt.Errorf("engine: reconcile %d attempts on %s: %w", len(reqs), g, err)
 		}
 		for id := range got {
 			alive[id] = true
 		}
 		if k, ok := d.(dialler.Keeper); ok {
-			for _, id := range ids {
-				if !alive[id] {
-					if r, ok := k.Kept(ctx, id, jobOf[id]); ok {
-						kept[id] = r
+			for _, req := range reqs {
+				if !alive[req.AttemptID] {
+					if r, ok := k.Kept(ctx, req); ok {
+						kept[req.AttemptID] = r
 					}
 				}
 			}
@@ -225,6 +222,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	now := e.cfg.Clock.Now()
 	for _, r := range recs {
+		if e.entries[r.Job.ID] != nil {
+			continue // submitted between New and Start: already queued
+		}
 		en := &entry{rec: r}
 		e.entries[r.Job.ID] = en
 		j := r.Job
@@ -241,6 +241,8 @@ func (e *Engine) Start(ctx context.Context) error {
 			if err := e.sched.Occupy(g, idx, j.ID, j.To); err != nil {
 				e.log.Warn("engine: recover line", "job", j.ID, "err", err)
 				en.group = ""
+			} else {
+				e.setLineLocked(g, idx, string(j.Status), j, 0, j.Pages)
 			}
 			if alive[a.ID] {
 				en.dialIssued = true
@@ -349,9 +351,9 @@ func (e *Engine) convertWorker() {
 		id := e.convQ[0]
 		e.convQ = e.convQ[1:]
 		en := e.entries[id]
-		if en == nil || en.rec.Job.Status.Terminal() {
+		if en == nil || en.cancelConv != nil || en.inCall || (en.rec.Job.Status != job.Queued && en.rec.Job.Status != job.Converting) {
 			e.mu.Unlock()
-			continue
+			continue // gone, ended, or queued twice: converted once
 		}
 		j := en.rec.Job
 		j.Status = job.Converting
@@ -531,18 +533,31 @@ func (e *Engine) startAttemptLocked(en *entry, as scheduler.Assignment) {
 	e.calls[id] = en
 	en.dialIssued, en.cancel = false, false
 	e.setLineLocked(as.Group, as.Line, "dialing", j, 0, 0)
+	req := e.request(j, j.LastAttempt())
+	if j.Kind == job.KindCall {
+		j.LastAttempt().Number = req.To
+	}
 	done := e.saveLocked(en)
+	d := e.cfg.Diallers[as.Group]
+	e.wg.Add(1)
+	go e.dial(en, d, req, done)
+}
+
+// request is what the dialler is told of attempt a of job j: when it is
+// dialled, and again when it is recovered after a restart (Reconcile, Kept).
+// The TIFF is set by dial.
+func (e *Engine) request(j *job.Job, a *job.Attempt) dialler.Request {
 	req := dialler.Request{
-		AttemptID:     id,
+		AttemptID:     a.ID,
 		JobID:         j.ID,
 		To:            j.To,
-		Line:          as.Group,
+		Line:          a.Line.Group,
 		FirstPage:     a.FirstPage,
 		TotalPages:    j.Pages,
 		StationID:     firstNonEmpty(j.Options.StationID, e.cfg.StationID),
 		ECM:           j.Options.ECM != "off" && !j.Fallback.NoECM,
-		T38:           t38,
-		MaxRate:       j.Fallback.MaxRate,
+		T38:           a.T38,
+		MaxRate:       a.MaxRate,
 		AudioFallback: j.Options.T38 != "on",
 	}
 	if j.Kind == job.KindCall && j.Call != nil {
@@ -552,11 +567,8 @@ func (e *Engine) startAttemptLocked(en *entry, as scheduler.Assignment) {
 		if j.Call.Say != "" || j.Call.Play != "" {
 			req.Sound = filepath.Join(e.cfg.Store.DocDir(j.ID), "message")
 		}
-		j.Attempts[len(j.Attempts)-1].Number = req.To
 	}
-	d := e.cfg.Diallers[as.Group]
-	e.wg.Add(1)
-	go e.dial(en, d, req, done)
+	return req
 }
 
 func firstNonEmpty(s ...string) string {

@@ -67,8 +67,8 @@ func (r *recorder) Dial(ctx context.Context, q dialler.Request) error {
 	return r.inner.Dial(ctx, q)
 }
 func (r *recorder) Hangup(ctx context.Context, id string) error { return r.inner.Hangup(ctx, id) }
-func (r *recorder) Reconcile(ctx context.Context, ids []string) (map[string]bool, error) {
-	return r.inner.Reconcile(ctx, ids)
+func (r *recorder) Reconcile(ctx context.Context, attempts []dialler.Request) (map[string]bool, error) {
+	return r.inner.Reconcile(ctx, attempts)
 }
 
 type sinkFn struct {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,7 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/faxbox/faxbox/firmware/clock"
+	"github.com/faxbox/faxbox/firmware/dialler"
+	"github.com/faxbox/faxbox/firmware/failure"
 	"github.com/faxbox/faxbox/firmware/job"
+	"github.com/faxbox/faxbox/firmware/scheduler"
+	"github.com/faxbox/faxbox/firmware/store"
+	"github.com/faxbox/faxbox/firmware/testline"
 )
 
 // A retention purge racing a retry by hand: either the purge wins (the retry
@@ -52,5 +59,144 @@ func TestPurgeRacingRetry(t *testing.T) {
 		default:
 			t.Fatalf("%s: retry: %v", id, retryErr)
 		}
+	}
+}
+
+// countingDocs counts conversions per job.
+type countingDocs struct {
+	fakeDocs
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countingDocs) Convert(ctx context.Context, j *job.Job, in []string, out string) (int, failure.Code, error) {
+	c.mu.Lock()
+	c.n[j.ID]++
+	c.mu.Unlock()
+	time.Sleep(20 * time.Millisecond) // long enough for a second worker to pick a duplicate
+	return c.fakeDocs.Convert(ctx, j, in, out)
+}
+
+// A job handed to the engine between New and Start (an inbound callback
+// arriving while the box starts) is queued once: converted once, dialled
+// once.
+func TestSubmitBeforeStartQueuedOnce(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := &countingDocs{fakeDocs: fakeDocs{pages: 1}, n: map[string]int{}}
+	rec := &recorder{dials: map[string]int{}, evs: map[string][]string{}, max: map[string]int{}, cur: map[string]int{}}
+	var e *Engine
+	rec.inner = testline.New("9999000", 20*time.Millisecond, clock.Real{}, &sinkFn{e: &e, rec: rec})
+	e, err = New(Config{Store: st, Docs: docs, Workers: 4,
+		Groups:   []*scheduler.Group{{Name: "test", Channels: 2, Prefixes: []string{"9999000"}, Test: true}},
+		Diallers: map[string]dialler.Dialler{"test": rec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.Close()
+		st.Close()
+		if err := store.CheckDir(dir); err != nil {
+			t.Errorf("after the test: %v", err)
+		}
+	})
+	now := time.Now()
+	j := &job.Job{ID: "fx_early", Kind: job.KindFax, To: "99990001", Status: job.Queued, CreatedAt: now, UpdatedAt: now,
+		MaxAttempts: 1, RetryInterval: job.Duration(time.Second), ExpireAt: now.Add(time.Hour)}
+	os.MkdirAll(st.DocDir(j.ID), 0o750)
+	r, err := st.Create(&store.Record{Job: j, Paths: []string{"in-00.pdf"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Submit(r)
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{e: e, st: st, rec: rec}
+	got := h.wait(t, "fx_early", job.Delivered)
+	time.Sleep(100 * time.Millisecond)
+	docs.mu.Lock()
+	n := docs.n["fx_early"]
+	docs.mu.Unlock()
+	if n != 1 || got.Dials != 1 || rec.dials["fx_early"] != 1 {
+		t.Fatalf("converted %d times, %d dials recorded, %d dialled; want 1, 1, 1", n, got.Dials, rec.dials["fx_early"])
+	}
+}
+
+// upDialler keeps every attempt up across a restart until released.
+type upDialler struct {
+	mu   sync.Mutex
+	sink dialler.Sink
+	up   map[string]bool
+}
+
+func (d *upDialler) Dial(_ context.Context, r dialler.Request) error {
+	d.mu.Lock()
+	d.up[r.AttemptID] = true
+	d.mu.Unlock()
+	return nil
+}
+func (d *upDialler) Hangup(context.Context, string) error { return nil }
+func (d *upDialler) Reconcile(_ context.Context, rs []dialler.Request) (map[string]bool, error) {
+	alive := map[string]bool{}
+	for _, r := range rs {
+		alive[r.AttemptID] = true
+	}
+	return alive, nil
+}
+
+// A call still up after a restart shows on its line at once, not "idle"
+// until its next event.
+func TestRecoveredCallShowsOnItsLine(t *testing.T) {
+	dir := t.TempDir()
+	open := func(d *upDialler) (*Engine, *store.DB) {
+		st, err := store.Open(dir, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := New(Config{Store: st, Docs: fakeDocs{pages: 2}, Workers: 1,
+			Groups:   []*scheduler.Group{{Name: "test", Channels: 2, Prefixes: []string{"9999000"}, Test: true}},
+			Diallers: map[string]dialler.Dialler{"test": d}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.sink = e
+		if err := e.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return e, st
+	}
+	e, st := open(&upDialler{up: map[string]bool{}})
+	h := &harness{e: e, st: st}
+	now := time.Now()
+	j := &job.Job{ID: "fx_up", Kind: job.KindFax, To: "99990001", Status: job.Queued, CreatedAt: now, UpdatedAt: now,
+		MaxAttempts: 1, RetryInterval: job.Duration(time.Second), ExpireAt: now.Add(time.Hour)}
+	os.MkdirAll(st.DocDir(j.ID), 0o750)
+	r, _ := st.Create(&store.Record{Job: j, Paths: []string{"in-00.pdf"}})
+	e.Submit(r)
+	h.wait(t, "fx_up", job.Dialing)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if r, _ := e.Get("fx_up"); r != nil && len(r.Attempts) == 1 {
+			if s, _ := st.Get("fx_up"); s != nil && s.Job.Status == job.Dialing {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the attempt was never stored")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.Close()
+	st.Close()
+
+	e2, st2 := open(&upDialler{up: map[string]bool{}})
+	t.Cleanup(func() { e2.Close(); st2.Close() })
+	lines := e2.Lines()
+	if lines[0].State != "dialing" || lines[0].JobID != "fx_up" || lines[0].Pages != 2 {
+		t.Fatalf("line 1 after the restart: %+v; want dialing fx_up (2 pages)", lines[0])
 	}
 }

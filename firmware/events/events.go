@@ -61,6 +61,13 @@ func (b *Bus) Subscribe(n int) *Sub {
 	return s
 }
 
+// Subscribers returns the number of open subscriptions.
+func (b *Bus) Subscribers() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.subs)
+}
+
 // Close ends the subscription; C is closed.
 func (s *Sub) Close() {
 	s.b.mu.Lock()

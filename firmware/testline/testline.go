@@ -173,13 +173,13 @@ func (l *Line) Hangup(_ context.Context, id string) error {
 }
 
 // Reconcile: a simulated call does not survive a restart of faxbox.
-func (l *Line) Reconcile(_ context.Context, ids []string) (map[string]bool, error) {
+func (l *Line) Reconcile(_ context.Context, attempts []dialler.Request) (map[string]bool, error) {
 	alive := map[string]bool{}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, id := range ids {
-		if _, ok := l.calls[id]; ok {
-			alive[id] = true
+	for _, r := range attempts {
+		if _, ok := l.calls[r.AttemptID]; ok {
+			alive[r.AttemptID] = true
 		}
 	}
 	return alive, nil
