@@ -1,3 +1,5 @@
+//go:build lab
+
 package asterisk_test
 
 import (
@@ -136,16 +138,18 @@ func TestRealAsterisk(t *testing.T) {
 		})
 		t.Run("g711 to 101", func(t *testing.T) {
 			t.Parallel()
-			j := e.submit(t, 1, testkit.Field("to", "101"), testkit.Field("retry_interval", "2s"))
+			// A G.711-only machine never asks for T.38: the first call
+			// goes on in G.711 audio and delivers.
+			j := e.submit(t, 1, testkit.Field("to", "101"), testkit.Field("max_attempts", "1"))
 			got := e.wait(t, j.ID, job.Delivered, 3*time.Minute)
-			if a := got.LastAttempt(); a.Transport != "g711" || a.PagesSent != 1 {
+			if a := got.LastAttempt(); len(got.Attempts) != 1 || a.Transport != "g711" || a.PagesSent != 1 {
 				b, _ := json.Marshal(got.Attempts)
-				t.Errorf("101: attempts %s", b)
+				t.Errorf("101 (one call, G.711): attempts %s", b)
 			}
 		})
 		t.Run("slow 106", func(t *testing.T) {
 			t.Parallel()
-			j := e.submit(t, 1, testkit.Field("to", "106"), testkit.Field("retry_interval", "2s"))
+			j := e.submit(t, 1, testkit.Field("to", "106"), testkit.Field("max_attempts", "1"))
 			got := e.wait(t, j.ID, job.Delivered, 3*time.Minute)
 			// (Asterisk reports the negotiated rate, but not whether ECM
 			// was in use: FAXOPT(ecm) stays what was asked for.)
@@ -216,11 +220,21 @@ func TestRealAsterisk(t *testing.T) {
 			t.Parallel()
 			j := e.submit(t, 1, testkit.Field("to", "100"), testkit.Field("line_group", "callfile"))
 			got := e.wait(t, j.ID, job.Delivered, 3*time.Minute)
-			if a := got.LastAttempt(); !strings.HasPrefix(a.Line, "callfile/") || a.PagesSent != 1 {
+			if a := got.LastAttempt(); a.Line.Group != "callfile" || a.PagesSent != 1 || a.Transport != "t38" {
 				t.Fatalf("call file attempt: %+v", a)
 			}
 			if st := asterisk.ArchivedStatus(filepath.Join(e.l.Box.Dir, "spool", "outgoing_done", got.LastAttempt().ID+".call")); st != "Completed" {
 				t.Errorf("archived call file status %q, want Completed", st)
+			}
+		})
+		t.Run("call file to 100 over G.711", func(t *testing.T) {
+			t.Parallel()
+			// The call-file transport reports the attempt's transport like
+			// Originate does (t38 above; g711 has no progress event of its own).
+			j := e.submit(t, 1, testkit.Field("to", "100"), testkit.Field("line_group", "callfile"), testkit.Field("t38", "off"))
+			got := e.wait(t, j.ID, job.Delivered, 3*time.Minute)
+			if a := got.LastAttempt(); a.Line.Group != "callfile" || a.PagesSent != 1 || a.Transport != "g711" {
+				t.Fatalf("call file attempt over G.711: %+v", a)
 			}
 		})
 		t.Run("truncated and corrupt TIFFs fail before dialling", func(t *testing.T) {

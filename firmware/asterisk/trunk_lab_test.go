@@ -1,3 +1,5 @@
+//go:build lab
+
 package asterisk_test
 
 import (

@@ -588,7 +588,7 @@ func (e *Engine) dial(en *entry, d dialler.Dialler, req dialler.Request, durable
 		e.Result(dialler.Result{AttemptID: req.AttemptID, Code: code, Raw: raw, EndedAt: e.cfg.Clock.Now()})
 	}
 	if err := <-durable; err != nil {
-		fail(failure.Internal, "could not record the attempt: "+err.Error())
+		e.abandon(req.AttemptID, err)
 		return
 	}
 	dir := e.cfg.Store.DocDir(req.JobID)
@@ -622,6 +622,47 @@ func (e *Engine) dial(en *entry, d dialler.Dialler, req dialler.Request, durable
 	if hang {
 		e.hangup(d, req.AttemptID)
 	}
+}
+
+// NotRecordedRetry is how long a job waits after its attempt could not be
+// recorded (a full disk) before it is tried again.
+const NotRecordedRetry = 5 * time.Second
+
+// abandon takes back attempt id, which could not be recorded and so was
+// never dialled: the line falls free, the attempt is dropped from the job
+// (it costs none of the job's attempts) and the job waits NotRecordedRetry
+// before it goes again. The journal keeps committing until the store takes
+// the changes, so what is on disk catches up with this.
+func (e *Engine) abandon(id string, cause error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en := e.calls[id]
+	if en == nil || e.closed {
+		return
+	}
+	e.log.Error("engine: the attempt could not be recorded; not dialling", "job", en.rec.Job.ID, "attempt", id, "err", cause)
+	delete(e.calls, id)
+	if en.group != "" {
+		e.sched.Release(en.group, en.line)
+		e.setLineLocked(en.group, en.line, "idle", nil, 0, 0)
+	}
+	cancelled := en.cancel
+	en.inCall, en.attemptID, en.attemptTIF, en.dialIssued, en.cancel = false, "", "", false, false
+	j := en.rec.Job
+	now := e.cfg.Clock.Now()
+	j.Attempts = j.Attempts[:len(j.Attempts)-1]
+	j.UpdatedAt = now
+	if cancelled {
+		e.endLocked(en, lifecycle.Cancel(j, now)...)
+		e.kickLocked()
+		return
+	}
+	j.Status = job.RetryWait
+	next := now.Add(NotRecordedRetry)
+	j.NextAttemptAt = &next
+	e.saveLocked(en)
+	e.readyLocked(en, now)
+	e.kickLocked()
 }
 
 func (e *Engine) hangup(d dialler.Dialler, id string) {

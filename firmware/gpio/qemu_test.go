@@ -1,4 +1,4 @@
-//go:build !gpiosim
+//go:build lab && !gpiosim
 
 package gpio
 
