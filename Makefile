@@ -19,20 +19,22 @@ build:
 # wired to it in the foreground (Ctrl-C stops faxbox; `make lab-down` stops
 # Asterisk). The API token comes from FAXBOX_TOKEN, or is generated and
 # printed. Send a real fax to the lab's number 100 with the curl it prints.
-run: deps build lab-up
+run: deps-run build lab-up
 	@tok="$${FAXBOX_TOKEN:-}"; if [ -z "$$tok" ]; then tok=$$(head -c 18 /dev/urandom | base64 | tr '+/' '-_'); echo "FAXBOX_TOKEN=$$tok"; fi; \
 	  echo "faxbox on http://$(LISTEN)  — send a real fax through the lab:"; \
 	  echo "  curl -H 'Authorization: Bearer $$tok' -F to=100 -F file=@/usr/share/doc/ghostscript/copyright http://$(LISTEN)/v1/faxes"; \
 	  exec bin/faxbox serve -config $(RUNDIR)/faxbox.json -listen $(LISTEN) -token "$$tok"
 
 # lab-up starts the lab's two Asterisk instances in the background and writes
-# the faxbox config wired to them; lab-down stops them.
-lab-up: deps
+# the faxbox config wired to them; lab-down stops them. LAB_BASE_PORT is the
+# first of the lab's ports (box SIP; see tools/lab Options.BasePort).
+LAB_BASE_PORT ?= 15060
+lab-up: deps-run
 	@mkdir -p $(RUNDIR)/data
 	$(GO) build -o bin/faxbox-lab ./tools/lab/cmd/faxbox-lab
 	@bin/faxbox-lab down >/dev/null 2>&1 || true
 	@rm -f $(RUNDIR)/faxbox.json
-	@nohup bin/faxbox-lab up -data $(RUNDIR)/data -config-out $(RUNDIR)/faxbox.json > $(RUNDIR)/lab.log 2>&1 &
+	@nohup bin/faxbox-lab up -base-port $(LAB_BASE_PORT) -data $(RUNDIR)/data -config-out $(RUNDIR)/faxbox.json > $(RUNDIR)/lab.log 2>&1 &
 	@for i in $$(seq 1 300); do [ -s $(RUNDIR)/faxbox.json ] && break; sleep 0.5; done; \
 	  [ -s $(RUNDIR)/faxbox.json ] || { cat $(RUNDIR)/lab.log; echo "lab did not come up"; exit 1; }
 	@tail -1 $(RUNDIR)/lab.log
@@ -41,33 +43,55 @@ lab-down:
 	@pkill -f '^bin/faxbox-lab up' || true
 	@[ -x bin/faxbox-lab ] && bin/faxbox-lab down -data $(RUNDIR)/data || true
 
-lab-setup: deps
+lab-setup: deps-run
 	$(GO) run ./tools/lab/cmd/faxbox-lab setup
 
-# deps installs the Debian packages the box and its tests use (idempotent).
-deps:
-	tools/deps.sh
+# deps-run installs the Debian packages running the box and its lab needs,
+# deps-test those and what only the tests use; deps is deps-test
+# (idempotent; apt runs only when something is missing).
+.PHONY: deps-run deps-test fresh-check
+deps: deps-test
+deps-run:
+	tools/deps.sh run
+deps-test:
+	tools/deps.sh test
 
-test: deps lab-setup cross vendor-check
-	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -parallel 16 -timeout 60m $(PKGS)
+# fresh-check proves the README's `make run` on a fresh Debian 12: a clean
+# bookworm root (debootstrap), this tree and the Go toolchain copied in,
+# `make run` in it, a fax to the lab's 100 until delivered; it prints the
+# time from the fresh root to the delivered fax and tears everything down.
+fresh-check:
+	tools/fresh-check/run.sh
+
+# test is the whole suite: lint, the race detector on every test including
+# the real-Asterisk lab, qemu and root ones (build tag "lab"), the cross
+# builds and the offline vendored build. The fast loop while working is
+# plain `go test ./...` (pure Go, no root, no lab: about a minute).
+TAGS ?= lab
+test: deps lab-setup lint cross vendor-check
+	$(GO) test -race -tags $(TAGS) -count=1 -parallel 16 -timeout 60m $(PKGS)
 
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m $(PKGS)
+	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 1x -timeout 60m $(PKGS)
 
 vendor:
 	$(GO) mod tidy
 	$(GO) mod vendor
 
+# lint: gofmt, go vet and staticcheck (a pinned version through the module
+# proxy), with and without the lab tag.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^vendor/')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags $(TAGS) $(PKGS)
+	$(GO) run $(STATICCHECK) -tags $(TAGS) $(PKGS)
 
 # test-hw runs just the front panel's hardware tests: the GPIO driver on the
 # kernel's gpio-sim in qemu (tools/qemu-gpio), the LCD on a pseudo-terminal,
 # the panel logic and the board profiles.
 test-hw: deps
-	$(GO) test -count=1 -v ./firmware/gpio ./firmware/lcd ./firmware/panel ./board
+	$(GO) test -tags $(TAGS) -count=1 -v ./firmware/gpio ./firmware/lcd ./firmware/panel ./board
 
 # cross builds the supervisor for the image's targets (CGO off) and checks
 # each binary against the size budget (SIZE_BUDGET bytes, default 16 MiB).

@@ -74,8 +74,6 @@ func (r *recorder) Reconcile(ctx context.Context, attempts []dialler.Request) (m
 type sinkFn struct {
 	e   **Engine
 	rec *recorder
-	to  map[string]string
-	mu  sync.Mutex
 }
 
 func (s *sinkFn) Progress(p dialler.Progress) { (*s.e).Progress(p) }

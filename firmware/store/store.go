@@ -602,7 +602,7 @@ func (s *DB) Purge(now time.Time) (int, error) {
 	var due [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bPurge).Cursor()
-		for k, _ := c.First(); k != nil && len(k) > 8; k, _ = c.Next() {
+		for k, _ := c.First(); len(k) > 8; k, _ = c.Next() {
 			if int64(binary.BigEndian.Uint64(k[:8])) > now.UnixNano() {
 				break
 			}
