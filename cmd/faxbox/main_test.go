@@ -134,7 +134,7 @@ func TestKill9MidQueue(t *testing.T) {
 	os.WriteFile(cfgPath, []byte(`{
   "tokens": ["kill-test-token"],
   "test_line": {"prefix": "9999000", "page_time": "150ms", "channels": 3},
-  "webhook": {"first_retry": "200ms", "max_backoff": "1s"}
+  "webhook": {"first_retry": "200ms", "max_backoff": "1s", "allow_loopback": true}
 }`), 0o600)
 	args := []string{"serve", "-config", cfgPath, "-data", data, "-listen", addr}
 	rcv := testkit.NewReceiver(t)

@@ -41,7 +41,8 @@ type Server struct {
 	// Started is when the box came up.
 	Started time.Time
 
-	allow []*net.IPNet
+	allow   []*net.IPNet
+	uploads chan struct{} // one slot per submission being read
 }
 
 // Route is one registered endpoint.
@@ -56,7 +57,7 @@ func (s *Server) Routes() []Route {
 	return []Route{
 		{"GET", "/healthz", "none", s.healthz},
 		{"GET", "/", "none", s.page},
-		{"POST", "/v1/faxes", "token", s.createFax},
+		{"POST", "/v1/faxes", "token", s.upload(s.createFax, writeErr)},
 		{"GET", "/v1/faxes", "token", s.listFaxes},
 		{"GET", "/v1/faxes/{id}", "token", s.getFax},
 		{"DELETE", "/v1/faxes/{id}", "token", s.cancelFax},
@@ -68,11 +69,11 @@ func (s *Server) Routes() []Route {
 		{"POST", "/v1/lines/{group}/{n}/busy", "token", s.lineBusy},
 		{"DELETE", "/v1/lines/{group}/{n}/busy", "token", s.lineBusy},
 		{"GET", "/metrics", "token", s.metrics},
-		{"POST", "/v1/calls", "token", s.createCall},
+		{"POST", "/v1/calls", "token", s.upload(s.createCall, writeErr)},
 		{"GET", "/v1/calls", "token", s.listCalls},
 		{"GET", "/v1/calls/{id}", "token", s.getCall},
 		{"DELETE", "/v1/calls/{id}", "token", s.cancelCall},
-		{"POST", "/faxservice/", "compat", s.faxservice},
+		{"POST", "/faxservice/", "compat", s.upload(s.faxservice, writeCompatFail)},
 		{"GET", "/callback", "compat", s.callbackCompat},
 	}
 }
@@ -85,6 +86,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
+	s.uploads = make(chan struct{}, max(s.Cfg.Limits.MaxConcurrentUploads, 1))
 	s.allow = nil
 	for _, c := range s.Cfg.Compat.AllowIPs {
 		if _, n, err := net.ParseCIDR(c); err == nil {
@@ -111,7 +113,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, errf(http.StatusNotFound, "not_found", "", "no such endpoint: "+r.Method+" "+r.URL.Path))
 	})
-	return s.recoverer(mux)
+	return s.recoverer(s.limitBodies(mux))
 }
 
 func (s *Server) recoverer(h http.Handler) http.Handler {

@@ -1,53 +1,64 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/faxbox/faxbox/firmware/events"
 	"github.com/faxbox/faxbox/firmware/job"
 )
 
-// events streams every job and line change as server-sent events.
+// sseWriteTimeout is how long one server-sent event may take to reach the
+// client; a client that reads nothing for that long is dropped.
+const sseWriteTimeout = 10 * time.Second
+
+// events streams every job and line change as server-sent events. Each
+// write has sseWriteTimeout: a client that stops reading is dropped instead
+// of holding its connection and subscription forever.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		writeErr(w, errf(http.StatusInternalServerError, "internal", "", "streaming unsupported"))
-		return
-	}
+	rc := http.NewResponseController(w)
+	defer rc.SetWriteDeadline(time.Time{})
 	sub := s.Bus.Subscribe(1024)
 	defer sub.Close()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
+	send := func(format string, args ...any) bool {
+		if err := rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return false
+		}
+		if _, err := fmt.Fprintf(w, format, args...); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprintf(w, ": faxbox events\nretry: 2000\n\n")
-	fl.Flush()
+	if !send(": faxbox events\nretry: 2000\n\n") {
+		return
+	}
 	keep := time.NewTicker(15 * time.Second)
 	defer keep.Stop()
 	for {
+		ok := true
 		select {
 		case <-r.Context().Done():
 			return
 		case <-keep.C:
-			fmt.Fprintf(w, ": keepalive\n\n")
-			fl.Flush()
-		case e, ok := <-sub.C:
-			if !ok {
-				fmt.Fprintf(w, "event: dropped\ndata: {\"reason\":\"client too slow\"}\n\n")
-				fl.Flush()
+			ok = send(": keepalive\n\n")
+		case e, open := <-sub.C:
+			if !open {
+				send("event: dropped\ndata: {\"reason\":\"client too slow\"}\n\n")
 				return
 			}
-			writeEvent(w, e)
-			fl.Flush()
+			ok = send("id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, e.Data)
+		}
+		if !ok {
+			s.Log.Info("api: events client dropped: it reads too slowly", "component", "api", "remote", r.RemoteAddr)
+			return
 		}
 	}
-}
-
-func writeEvent(w http.ResponseWriter, e events.Event) {
-	fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, e.Data)
 }
 
 // StatusBody is the answer of GET /v1/status.

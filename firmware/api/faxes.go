@@ -20,7 +20,7 @@ func (s *Server) createFax(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, e)
 		return
 	}
-	sub, e := s.readMultipart(w, r, "file")
+	sub, e := s.readMultipart(w, r, faxForm)
 	if e != nil {
 		writeErr(w, e)
 		return
@@ -85,7 +85,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, kind string) {
 	}
 	items, next, err := s.Store.List(f)
 	if err != nil {
-		writeErr(w, errf(http.StatusInternalServerError, "storage_error", "", err.Error()))
+		writeErr(w, s.internal("storage_error", "could not list the jobs", err))
 		return
 	}
 	for i, j := range items {
@@ -113,7 +113,7 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request, kind string) (*job.
 		return nil, false
 	}
 	if err != nil {
-		writeErr(w, errf(http.StatusInternalServerError, "storage_error", "", err.Error()))
+		writeErr(w, s.internal("storage_error", "could not read the job", err))
 		return nil, false
 	}
 	return j, true
@@ -142,7 +142,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request, kind string) {
 	case errors.Is(err, engine.ErrFinished):
 		writeErr(w, errf(http.StatusConflict, "already_finished", "id", "the job already ended ("+string(j.Status)+")"))
 	case err != nil:
-		writeErr(w, errf(http.StatusInternalServerError, "storage_error", "", err.Error()))
+		writeErr(w, s.internal("storage_error", "could not cancel the job", err))
 	case j.Status.Terminal():
 		writeJSON(w, http.StatusOK, j)
 	default:
@@ -165,7 +165,7 @@ func (s *Server) retryFax(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, engine.ErrNotFailed):
 		writeErr(w, errf(http.StatusConflict, "not_retryable", "id", "only failed, cancelled or waiting jobs can be retried (status "+string(j.Status)+")"))
 	case err != nil:
-		writeErr(w, errf(http.StatusInternalServerError, "storage_error", "", err.Error()))
+		writeErr(w, s.internal("storage_error", "could not queue the job again", err))
 	default:
 		writeJSON(w, http.StatusAccepted, j)
 	}
@@ -206,7 +206,7 @@ func (s *Server) document(w http.ResponseWriter, r *http.Request) {
 	}
 	tmp, err := os.CreateTemp(s.Store.DocDir(j.ID), ".pdf-*")
 	if err != nil {
-		writeErr(w, errf(http.StatusInternalServerError, "internal", "", err.Error()))
+		writeErr(w, s.internal("internal", "could not make room for the PDF", err))
 		return
 	}
 	tmp.Close()
@@ -214,7 +214,7 @@ func (s *Server) document(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
 	defer cancel()
 	if err := s.Renderer.ToPDF(ctx, tif, tmp.Name()); err != nil {
-		writeErr(w, errf(http.StatusInternalServerError, "conversion_failed", "", "could not render the PDF: "+err.Error()))
+		writeErr(w, s.internal("conversion_failed", "could not render the PDF", err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/pdf")

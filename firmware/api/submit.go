@@ -14,7 +14,6 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,7 +24,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/faxbox/faxbox/firmware/convert"
-	"github.com/faxbox/faxbox/firmware/engine"
 	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/firmware/store"
 )
@@ -38,6 +36,28 @@ var (
 
 // maxField is the size limit of one form field's value.
 const maxField = 1024
+
+// maxParts bounds the parts of one multipart request (files and text fields,
+// ignored ones included), so a request holds at most maxParts*maxField bytes
+// of field values in memory.
+const maxParts = 64
+
+// maxPartHeader bounds what the multipart reader reads between two parts'
+// contents: the boundary line and one part's headers.
+const maxPartHeader = 16 << 10
+
+// errPartHeader is returned when a part's headers exceed maxPartHeader.
+var errPartHeader = errors.New("api: a multipart part's headers are too long")
+
+// form describes the multipart fields an endpoint takes.
+type form struct {
+	file   string          // name of the file parts
+	fields map[string]bool // text fields it knows
+	// lax reads unknown text fields and drops them (the classic endpoint,
+	// whose scripts may post more than it reads); otherwise an unknown
+	// field is refused with 400 unknown_field.
+	lax bool
+}
 
 // submission is a parsed, validated fax request.
 type submission struct {
@@ -57,127 +77,195 @@ func controlChar(s string) bool {
 	return false
 }
 
-// readMultipart streams a multipart form: fields into memory (each at most
-// maxField bytes), files straight into the job's document directory. On error
-// nothing is left behind.
-func (s *Server) readMultipart(w http.ResponseWriter, r *http.Request, fileField string) (*submission, *Error) {
+// partBudget lets the multipart reader read at most left bytes while it looks
+// for the next part; left < 0 while a part's content is read.
+type partBudget struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *partBudget) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return b.r.Read(p)
+	}
+	if b.left == 0 {
+		return 0, errPartHeader
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+// readMultipart streams a multipart form as f describes it: text fields into
+// memory (each at most maxField bytes, at most maxParts parts), files straight
+// into the job's document directory. On error nothing is left behind.
+func (s *Server) readMultipart(w http.ResponseWriter, r *http.Request, f form) (*submission, *Error) {
 	ct, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || !strings.HasPrefix(ct, "multipart/") || params["boundary"] == "" {
 		return nil, errf(http.StatusUnsupportedMediaType, "invalid_request", "", "the request must be multipart/form-data")
 	}
 	limit := s.Cfg.Limits.MaxUploadBytes
-	r.Body = http.MaxBytesReader(w, r.Body, limit+1<<20)
-	mr := multipart.NewReader(r.Body, params["boundary"])
-	sub := &submission{fields: map[string]string{}, id: engine.NewJobID()}
+	budget := &partBudget{r: http.MaxBytesReader(w, r.Body, limit+1<<20)}
+	mr := multipart.NewReader(budget, params["boundary"])
+	sub := &submission{fields: map[string]string{}, id: job.NewFaxID()}
 	fail := func(e *Error) (*submission, *Error) {
 		s.Store.RemoveDocuments(sub.id)
 		return nil, e
 	}
 	var total int64
-	for {
+	for parts := 0; ; parts++ {
+		budget.left = maxPartHeader
 		p, err := mr.NextPart()
+		budget.left = -1
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return fail(errf(http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("the upload exceeds %d bytes", limit)))
+			return fail(s.bodyErr(err, ""))
+		}
+		// On an error the request is abandoned: its parts are not drained.
+		if parts == maxParts {
+			return fail(errf(http.StatusBadRequest, "too_many_fields", "", fmt.Sprintf("at most %d form fields and files per request", maxParts)))
+		}
+		var e *Error
+		switch name := p.FormName(); {
+		case name == "":
+		case name == f.file:
+			var file job.File
+			if file, e = s.storeFile(sub, p, limit-total); e == nil {
+				total += file.Size
+				sub.files = append(sub.files, file)
 			}
-			return fail(errf(http.StatusBadRequest, "invalid_request", "", "broken multipart body: "+err.Error()))
+		default:
+			e = readField(sub, p, f)
 		}
-		name := p.FormName()
-		if name == "" {
-			p.Close()
-			continue
+		if e != nil {
+			return fail(e)
 		}
-		if controlChar(name) || len(name) > 64 {
-			return fail(errf(http.StatusBadRequest, "invalid_field", "", "a form field name has control characters or is too long"))
-		}
-		if name == fileField && p.FileName() != "" || name == fileField {
-			if len(sub.files) >= 20 {
-				return fail(errf(http.StatusBadRequest, "too_many_files", fileField, "at most 20 files per job"))
-			}
-			f, e := s.storeFile(sub, p, limit-total)
-			p.Close()
-			if e != nil {
-				return fail(e)
-			}
-			total += f.Size
-			sub.files = append(sub.files, f)
-			continue
-		}
-		b, err := io.ReadAll(io.LimitReader(p, maxField+1))
 		p.Close()
-		if err != nil {
-			return fail(errf(http.StatusBadRequest, "invalid_request", name, "broken multipart body: "+err.Error()))
-		}
-		if len(b) > maxField {
-			return fail(errf(http.StatusBadRequest, "field_too_long", name, fmt.Sprintf("field %s is longer than %d bytes", name, maxField)))
-		}
-		v := string(b)
-		if !utf8.ValidString(v) || controlChar(v) {
-			return fail(errf(http.StatusBadRequest, "invalid_field", name, "field "+name+" contains control characters (CR, LF, ...) or invalid UTF-8"))
-		}
-		if _, dup := sub.fields[name]; dup {
-			return fail(errf(http.StatusBadRequest, "duplicate_field", name, "field "+name+" given twice"))
-		}
-		sub.fields[name] = v
 	}
 	if len(sub.files) == 0 {
-		return fail(errf(http.StatusBadRequest, "missing_file", fileField, "at least one "+fileField+" part is required"))
+		return fail(errf(http.StatusBadRequest, "missing_file", f.file, "at least one "+f.file+" part is required"))
 	}
 	return sub, nil
 }
 
-// storeFile writes one uploaded file, typed by its content.
-func (s *Server) storeFile(sub *submission, p *multipart.Part, limit int64) (job.File, *Error) {
-	if limit <= 0 {
-		return job.File{}, errf(http.StatusRequestEntityTooLarge, "too_large", "file", fmt.Sprintf("the upload exceeds %d bytes", s.Cfg.Limits.MaxUploadBytes))
+// readField reads one text field into sub.fields: a known field once, an
+// unknown one refused (or, lax, dropped).
+func readField(sub *submission, p *multipart.Part, f form) *Error {
+	name := p.FormName()
+	if controlChar(name) || len(name) > 64 {
+		return errf(http.StatusBadRequest, "invalid_field", "", "a form field name has control characters or is too long")
 	}
+	b, err := io.ReadAll(io.LimitReader(p, maxField+1))
+	if err != nil {
+		return errf(http.StatusBadRequest, "invalid_request", name, "broken multipart body: "+err.Error())
+	}
+	if len(b) > maxField {
+		return errf(http.StatusBadRequest, "field_too_long", name, fmt.Sprintf("field %s is longer than %d bytes", name, maxField))
+	}
+	if !f.fields[name] {
+		if f.lax {
+			return nil
+		}
+		return errf(http.StatusBadRequest, "unknown_field", name, "unknown field "+strconv.Quote(name)+"; the fields are "+f.file+", "+strings.Join(sortedKeys(f.fields), ", "))
+	}
+	v := string(b)
+	if !utf8.ValidString(v) || controlChar(v) {
+		return errf(http.StatusBadRequest, "invalid_field", name, "field "+name+" contains control characters (CR, LF, ...) or invalid UTF-8")
+	}
+	if _, dup := sub.fields[name]; dup {
+		return errf(http.StatusBadRequest, "duplicate_field", name, "field "+name+" given twice")
+	}
+	sub.fields[name] = v
+	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// storeFile writes one uploaded file, typed by its content. A file whose name
+// or Content-Type names a supported document type other than its content's
+// is refused (415 document_type_mismatch).
+func (s *Server) storeFile(sub *submission, p *multipart.Part, limit int64) (job.File, *Error) {
+	if len(sub.files) >= 20 {
+		return job.File{}, errf(http.StatusBadRequest, "too_many_files", p.FormName(), "at most 20 files per job")
+	}
+	if limit <= 0 {
+		return job.File{}, s.bodyErr(&http.MaxBytesError{Limit: s.Cfg.Limits.MaxUploadBytes}, "file")
+	}
+	name := clean(p.FileName())
 	br := bufio.NewReaderSize(p, 4096)
 	head, _ := br.Peek(512)
-	typ := sniff(head)
-	audio := p.FormName() == "play"
-	if audio {
-		typ = sniffAudio(head)
-		if typ == "" {
-			return job.File{}, errf(http.StatusUnsupportedMediaType, "unsupported_recording", "play", "the recording must be WAV or MP3 (read from the content)")
-		}
-	}
-	if typ == "" {
-		return job.File{}, errf(http.StatusUnsupportedMediaType, "unsupported_document", "file",
-			"file "+strconv.Quote(clean(p.FileName()))+" is not a PDF, TIFF, PNG, JPEG or plain text document (types are read from the content)")
-	}
-	n := len(sub.files)
-	rel := fmt.Sprintf("in-%02d.%s", n, typ)
-	size, sum, err := s.Store.WriteDocument(sub.id, rel, br, limit)
-	if errors.Is(err, store.ErrTooLarge) {
-		return job.File{}, errf(http.StatusRequestEntityTooLarge, "too_large", "file", fmt.Sprintf("the upload exceeds %d bytes", s.Cfg.Limits.MaxUploadBytes))
-	}
-	if errors.Is(err, store.ErrDiskFull) {
-		return job.File{}, errf(http.StatusInsufficientStorage, "disk_full", "", "the box's disk is full; nothing was accepted")
-	}
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return job.File{}, errf(http.StatusRequestEntityTooLarge, "too_large", "file", fmt.Sprintf("the upload exceeds %d bytes", s.Cfg.Limits.MaxUploadBytes))
-		}
-		return job.File{}, errf(http.StatusBadRequest, "invalid_request", "file", "could not read the upload: "+err.Error())
-	}
-	if size == 0 {
-		return job.File{}, errf(http.StatusBadRequest, "empty_document", "file", "file "+strconv.Quote(clean(p.FileName()))+" is empty")
-	}
-	if audio {
-		sub.paths = append(sub.paths, rel)
-		return job.File{Name: clean(p.FileName()), Type: typ, Size: size, SHA256: sum, Path: rel}, nil
-	}
-	if e := checkDocument(filepath.Join(s.Store.DocDir(sub.id), rel), typ); e != nil {
-		e.Message = "file " + strconv.Quote(clean(p.FileName())) + ": " + e.Message
+	typ, e := fileType(p, head)
+	if e != nil {
 		return job.File{}, e
 	}
+	rel := fmt.Sprintf("in-%02d.%s", len(sub.files), typ)
+	src := &readErr{r: br}
+	size, sum, err := s.Store.WriteDocument(sub.id, rel, src, limit)
+	switch {
+	case errors.Is(err, store.ErrTooLarge):
+		return job.File{}, s.bodyErr(&http.MaxBytesError{Limit: s.Cfg.Limits.MaxUploadBytes}, "file")
+	case src.err != nil:
+		return job.File{}, s.bodyErr(src.err, "file")
+	case err != nil:
+		return job.File{}, s.storeErr(err)
+	case size == 0:
+		return job.File{}, errf(http.StatusBadRequest, "empty_document", "file", "file "+strconv.Quote(name)+" is empty")
+	}
+	if p.FormName() != "play" {
+		if e := s.checkDocument(filepath.Join(s.Store.DocDir(sub.id), rel), typ); e != nil {
+			e.Message = "file " + strconv.Quote(name) + ": " + e.Message
+			return job.File{}, e
+		}
+	}
 	sub.paths = append(sub.paths, rel)
-	return job.File{Name: clean(p.FileName()), Type: typ, Size: size, SHA256: sum, Path: rel}, nil
+	return job.File{Name: name, Type: typ, Size: size, SHA256: sum, Path: rel}, nil
+}
+
+// fileType types an upload by its first bytes: a recording (the "play"
+// part) as wav or mp3, a document as convert.Sniff does. A document whose
+// file name extension or Content-Type names another supported type is
+// refused; generic declarations (application/octet-stream, .bin) are not.
+func fileType(p *multipart.Part, head []byte) (string, *Error) {
+	name := clean(p.FileName())
+	if p.FormName() == "play" {
+		if t := sniffAudio(head); t != "" {
+			return t, nil
+		}
+		return "", errf(http.StatusUnsupportedMediaType, "unsupported_recording", "play", "the recording must be WAV or MP3 (read from the content)")
+	}
+	typ := sniff(head)
+	if typ == "" {
+		return "", errf(http.StatusUnsupportedMediaType, "unsupported_document", "file",
+			"file "+strconv.Quote(name)+" is not a PDF, TIFF, PNG, JPEG or plain text document (types are read from the content)")
+	}
+	mt, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+	for _, decl := range []string{strings.ToLower(filepath.Ext(name)), strings.ToLower(mt)} {
+		if d := declaredTypes[decl]; d != "" && d != typ {
+			return "", errf(http.StatusUnsupportedMediaType, "document_type_mismatch", "file",
+				fmt.Sprintf("file %s is declared as %s (%s) but its content is %s; nothing was accepted", strconv.Quote(name), d, decl, typ))
+		}
+	}
+	return typ, nil
+}
+
+// declaredTypes maps file name extensions and media types to the document
+// type they name.
+var declaredTypes = map[string]string{
+	".pdf": "pdf", ".tif": "tiff", ".tiff": "tiff", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".txt": "text", ".text": "text",
+	"application/pdf": "pdf", "application/x-pdf": "pdf", "image/tiff": "tiff", "image/png": "png",
+	"image/jpeg": "jpeg", "image/pjpeg": "jpeg", "text/plain": "text",
 }
 
 // clean makes a client's file name safe to echo.
@@ -217,13 +305,13 @@ func sniffAudio(h []byte) string {
 
 // checkDocument does the cheap checks that catch a broken file before the
 // job is accepted; the converter does the rest.
-func checkDocument(path, typ string) *Error {
+func (s *Server) checkDocument(path, typ string) *Error {
 	bad := func(msg string) *Error {
 		return errf(http.StatusUnprocessableEntity, "unreadable_document", "file", msg)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return bad(err.Error())
+		return s.internal("storage_error", "could not read the stored upload back", err)
 	}
 	defer f.Close()
 	st, _ := f.Stat()
@@ -249,7 +337,7 @@ func checkDocument(path, typ string) *Error {
 	case "text":
 		b, err := io.ReadAll(io.LimitReader(f, 4<<20+1))
 		if err != nil {
-			return bad(err.Error())
+			return s.internal("storage_error", "could not read the stored upload back", err)
 		}
 		if len(b) > 4<<20 {
 			return errf(http.StatusRequestEntityTooLarge, "too_large", "file", "plain text documents are limited to 4 MB")
@@ -268,11 +356,12 @@ type faxRequest struct {
 	hash  string
 }
 
-var knownFaxFields = map[string]bool{
+// faxForm is what POST /v1/faxes takes.
+var faxForm = form{file: "file", fields: map[string]bool{
 	"to": true, "client_ref": true, "callback_url": true, "max_attempts": true, "retry_interval": true,
 	"priority": true, "send_at": true, "expire_at": true, "header": true, "station_id": true, "resolution": true,
 	"page_size": true, "ecm": true, "t38": true, "line_group": true,
-}
+}}
 
 // validate builds the job from the submission's fields.
 func (s *Server) validate(sub *submission, now time.Time) (*faxRequest, *Error) {
@@ -302,7 +391,7 @@ func (s *Server) validate(sub *submission, now time.Time) (*faxRequest, *Error) 
 		j.ClientRef = v
 	}
 	if v, ok := f["callback_url"]; ok && v != "" {
-		if e := s.checkURL(v); e != nil {
+		if e := s.checkURL("callback_url", v); e != nil {
 			return nil, e
 		}
 		j.CallbackURL = v
@@ -329,9 +418,9 @@ func (s *Server) validate(sub *submission, now time.Time) (*faxRequest, *Error) 
 		j.Priority = n
 	}
 	if v, ok := f["send_at"]; ok && v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			return bad("send_at", "invalid_field", "send_at must be an RFC 3339 time, e.g. 2026-11-22T17:00:00+01:00")
+		t, e := parseWhen("send_at", v, now, false)
+		if e != nil {
+			return nil, e
 		}
 		j.SendAt = &t
 		if t.After(now) {
@@ -339,23 +428,39 @@ func (s *Server) validate(sub *submission, now time.Time) (*faxRequest, *Error) 
 		}
 	}
 	if v, ok := f["expire_at"]; ok && v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil || !t.After(now) {
-			return bad("expire_at", "invalid_field", "expire_at must be an RFC 3339 time in the future")
+		t, e := parseWhen("expire_at", v, now, true)
+		if e != nil {
+			return nil, e
 		}
 		j.ExpireAt = t
 	}
+	if e := faxOptions(f, &j.Options); e != nil {
+		return nil, e
+	}
+	if _, err := s.Engine.Route(j.To, j.Options.LineGroup); err != nil {
+		field := "to"
+		if j.Options.LineGroup != "" {
+			field = "line_group"
+		}
+		return nil, errf(http.StatusUnprocessableEntity, "no_line_for_number", field, "no line can dial this number: "+err.Error())
+	}
+	return &faxRequest{j: j, paths: sub.paths, hash: contentHash(f, sub.files)}, nil
+}
+
+// faxOptions validates a fax's page and line options into o.
+func faxOptions(f map[string]string, o *job.Options) *Error {
+	bad := func(field, code, msg string) *Error { return errf(http.StatusBadRequest, code, field, msg) }
 	if v, ok := f["header"]; ok {
 		if utf8.RuneCountInString(v) > 100 {
 			return bad("header", "invalid_field", "header is limited to 100 characters")
 		}
-		j.Options.Header = v
+		o.Header = v
 	}
 	if v, ok := f["station_id"]; ok {
 		if !reStation.MatchString(v) {
 			return bad("station_id", "invalid_field", "station_id is up to 20 characters: letters, digits, space, + . -")
 		}
-		j.Options.StationID = v
+		o.StationID = v
 	}
 	enum := func(field string, dst *string, allowed ...string) *Error {
 		v, ok := f[field]
@@ -371,33 +476,17 @@ func (s *Server) validate(sub *submission, now time.Time) (*faxRequest, *Error) 
 		return errf(http.StatusBadRequest, "invalid_field", field, field+" must be one of "+strings.Join(allowed, ", "))
 	}
 	for _, e := range []*Error{
-		enum("resolution", &j.Options.Resolution, "standard", "fine", "superfine"),
-		enum("page_size", &j.Options.PageSize, "a4", "letter", "legal"),
-		enum("ecm", &j.Options.ECM, "auto", "on", "off"),
-		enum("t38", &j.Options.T38, "auto", "on", "off"),
+		enum("resolution", &o.Resolution, "standard", "fine", "superfine"),
+		enum("page_size", &o.PageSize, "a4", "letter", "legal"),
+		enum("ecm", &o.ECM, "auto", "on", "off"),
+		enum("t38", &o.T38, "auto", "on", "off"),
 	} {
 		if e != nil {
-			return nil, e
+			return e
 		}
 	}
 	if v, ok := f["line_group"]; ok && v != "" {
-		j.Options.LineGroup = v
-	}
-	if _, err := s.Engine.Route(j.To, j.Options.LineGroup); err != nil {
-		field := "to"
-		if j.Options.LineGroup != "" {
-			field = "line_group"
-		}
-		return nil, errf(http.StatusUnprocessableEntity, "no_line_for_number", field, "no line can dial this number: "+err.Error())
-	}
-	return &faxRequest{j: j, paths: sub.paths, hash: contentHash(f, sub.files)}, nil
-}
-
-// checkURL accepts an absolute http(s) callback URL without credentials.
-func (s *Server) checkURL(v string) *Error {
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return errf(http.StatusBadRequest, "invalid_url", "callback_url", "callback_url must be an absolute http:// or https:// URL without credentials")
+		o.LineGroup = v
 	}
 	return nil
 }
@@ -433,7 +522,7 @@ func parseDuration(v string) (time.Duration, error) {
 func (s *Server) create(fr *faxRequest) (*job.Job, bool, *Error) {
 	if err := s.Store.SyncDocDir(fr.j.ID); err != nil {
 		s.Store.RemoveDocuments(fr.j.ID)
-		return nil, false, storeErr(err)
+		return nil, false, s.storeErr(err)
 	}
 	rec := &store.Record{Job: fr.j, Hash: fr.hash, Paths: fr.paths}
 	got, err := s.Store.Create(rec)
@@ -451,16 +540,18 @@ func (s *Server) create(fr *faxRequest) (*job.Job, bool, *Error) {
 	}
 	if err != nil {
 		s.Store.RemoveDocuments(fr.j.ID)
-		return nil, false, storeErr(err)
+		return nil, false, s.storeErr(err)
 	}
 	return s.Engine.Submit(got), false, nil
 }
 
-func storeErr(err error) *Error {
+// storeErr answers a failure to store a job: 507 on a full disk, else 500
+// storage_error without the internal details (logged).
+func (s *Server) storeErr(err error) *Error {
 	if errors.Is(err, store.ErrDiskFull) {
 		return errf(http.StatusInsufficientStorage, "disk_full", "", "the box's disk is full; nothing was accepted")
 	}
-	return errf(http.StatusInternalServerError, "storage_error", "", "could not store the job: "+err.Error())
+	return s.internal("storage_error", "could not store the job", err)
 }
 
 // diskCheck refuses new work when the data disk is nearly full.

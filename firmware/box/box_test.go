@@ -45,6 +45,7 @@ func startBox(t *testing.T, mod func(*config.Config)) *env {
 	cfg.TestLine.PageTime = job.Duration(50 * time.Millisecond)
 	cfg.Webhook.FirstRetry = job.Duration(100 * time.Millisecond)
 	cfg.Compat.AllowIPs = []string{"127.0.0.1/32"}
+	cfg.Webhook.AllowLoopback = true // the test receivers listen on 127.0.0.1
 	if mod != nil {
 		mod(&cfg)
 	}

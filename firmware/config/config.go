@@ -71,6 +71,15 @@ type Limits struct {
 	MaxAttempts    int   `json:"max_attempts"`
 	// MinFreeBytes: below this much free disk, submissions answer 507.
 	MinFreeBytes int64 `json:"min_free_bytes"`
+	// MaxConcurrentUploads bounds the submissions (faxes, calls, the
+	// classic endpoints) read at once; more wait up to 5 s for a slot, then
+	// answer 503 with Retry-After.
+	MaxConcurrentUploads int `json:"max_concurrent_uploads"`
+	// BodyTimeout is how long a request body may take before BodyMinRate
+	// applies: after it, a body that has averaged fewer than BodyMinRate
+	// bytes per second since the request began is cut (408).
+	BodyTimeout Duration `json:"body_timeout"`
+	BodyMinRate int64    `json:"body_min_rate"`
 }
 
 // TestLine simulates outcomes for numbers starting with Prefix (never dials).
@@ -87,6 +96,10 @@ type Webhook struct {
 	GiveUpAfter Duration `json:"give_up_after"`
 	Timeout     Duration `json:"timeout"`
 	Workers     int      `json:"workers"`
+	// AllowLoopback lets callback_url and returnUrl point at loopback,
+	// link-local and unspecified addresses (the box's own services). Off,
+	// such URLs are refused when a job is submitted.
+	AllowLoopback bool `json:"allow_loopback"`
 }
 
 // Convert configures the document converter.
@@ -176,7 +189,20 @@ type Compat struct {
 	// CallbackContexts are the values the classic /callback URL may pass
 	// as c (context); p (priority) must be 1.
 	CallbackContexts []string `json:"callback_contexts"`
+	// CallbackAuth decides which requests without a token /callback
+	// accepts from an allowed address: CallbackSameOrigin (the default)
+	// refuses those a browser sends for another site's page (a cross-site
+	// link, image or script), CallbackToken accepts none, CallbackAddress
+	// accepts all (the classic behaviour).
+	CallbackAuth string `json:"callback_auth"`
 }
+
+// Values of Compat.CallbackAuth.
+const (
+	CallbackSameOrigin = "same-origin"
+	CallbackToken      = "token"
+	CallbackAddress    = "address"
+)
 
 // Calls configures the callback box.
 type Calls struct {
@@ -228,6 +254,10 @@ func Default() Config {
 			MaxPages:       100,
 			MaxAttempts:    20,
 			MinFreeBytes:   64 << 20,
+
+			MaxConcurrentUploads: 4,
+			BodyTimeout:          Duration(10 * time.Second),
+			BodyMinRate:          1024,
 		},
 		TestLine: TestLine{Prefix: "9999000", PageTime: Duration(300 * time.Millisecond), Channels: 4},
 		Webhook: Webhook{
@@ -240,7 +270,8 @@ func Default() Config {
 		Convert:   Convert{Timeout: Duration(120 * time.Second), MemoryMB: 1024, Ghostscript: "gs"},
 		Retry:     Retry{},
 		Retention: Duration(7 * 24 * time.Hour),
-		Compat:    Compat{Enabled: true, AllowIPs: []string{"127.0.0.1/32", "::1/128"}, CallbackContexts: []string{"from-internal"}},
+		Compat: Compat{Enabled: true, AllowIPs: []string{"127.0.0.1/32", "::1/128"}, CallbackContexts: []string{"from-internal"},
+			CallbackAuth: CallbackSameOrigin},
 		Calls: Calls{DenyPrefixes: []string{"00", "+", "0900", "0190", "0137", "0180", "118"}, MaxRepeat: 5,
 			Callback: Callback{Delay: Duration(5 * time.Second), PerHour: 3, AllowPrefixes: []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}}},
 	}
@@ -383,6 +414,14 @@ func (c *Config) Validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("line_groups[%d].transport %q: ami or callfile", i, g.Transport))
 		}
+	}
+	if l := c.Limits; l.MaxConcurrentUploads < 1 || l.BodyTimeout <= 0 || l.BodyMinRate < 1 {
+		errs = append(errs, errors.New("limits.max_concurrent_uploads, limits.body_timeout and limits.body_min_rate must be positive"))
+	}
+	switch c.Compat.CallbackAuth {
+	case CallbackSameOrigin, CallbackToken, CallbackAddress:
+	default:
+		errs = append(errs, fmt.Errorf("compat.callback_auth %q: %s, %s or %s", c.Compat.CallbackAuth, CallbackSameOrigin, CallbackToken, CallbackAddress))
 	}
 	if len(c.LineGroups) > 0 && c.Asterisk == nil {
 		errs = append(errs, errors.New("line_groups need an asterisk section"))

@@ -998,16 +998,6 @@ func (e *Engine) Stats() Stats {
 	return s
 }
 
-// NewJobID returns a new fax job id (see job.NewFaxID).
-//
-// Deprecated: use job.NewFaxID.
-func NewJobID() string { return job.NewFaxID() }
-
-// NewCallID returns a new call job id (see job.NewCallID).
-//
-// Deprecated: use job.NewCallID.
-func NewCallID() string { return job.NewCallID() }
-
 // prepareTIFF cuts the pages an attempt still has to send and validates the
 // file right before dialling; on failure it reports the attempt's result.
 func (e *Engine) prepareTIFF(req *dialler.Request, src, path, dir string, fail func(failure.Code, string)) bool {

@@ -165,6 +165,7 @@ func (l *Lab) Down() {
 func (l *Lab) FaxboxConfig(base config.Config) config.Config {
 	base.Asterisk = l.asteriskFor(l.Box, l.Remote)
 	base.LineGroups = []config.LineGroup{{Name: TrunkName, Channels: l.Opts.Channels, Transport: "ami", Dial: "PJSIP/%s@" + TrunkName}}
+	base.Webhook.AllowLoopback = true // the lab's receivers run on this machine
 	if l.Opts.Tune != nil {
 		l.Opts.Tune(&base)
 	}
