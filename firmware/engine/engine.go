@@ -252,7 +252,10 @@ func (e *Engine) Start(ctx context.Context) error {
 				e.log.Info("engine: attempt ended while faxbox was down; its result was kept", "job", j.ID, "attempt", a.ID, "code", r.Code)
 				lost = append(lost, r)
 			} else {
-				// Not counted as a dial: the box, not the line, failed.
+				// An attempt that got as far as an answer was dialled and
+				// counts; one that shows no sign of a call may never have
+				// been dialled (the box, not the line, failed) and does not.
+				en.dialIssued = a.AnsweredAt != nil || a.Channel != "" || j.Status == job.Sending
 				lost = append(lost, dialler.Result{AttemptID: a.ID, Code: failure.LineInterrupted, Raw: "faxbox restarted during the attempt; the call was not found in Asterisk", EndedAt: now})
 			}
 		}

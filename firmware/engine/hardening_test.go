@@ -200,3 +200,19 @@ func TestRecoveredCallShowsOnItsLine(t *testing.T) {
 		t.Fatalf("line 1 after the restart: %+v; want dialing fx_up (2 pages)", lines[0])
 	}
 }
+
+// An attempt cut by a crash after it was answered was dialled: it counts in
+// the job's dials.
+func TestCrashCutAnsweredAttemptCounts(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, dir, 1)
+	h.submit(t, "fx_cut", "99990001", 3, 20*time.Millisecond)
+	h.wait(t, "fx_cut", job.Sending)
+	h.e.Close() // the call is lost with the process
+	h.st.Close()
+	h2 := start(t, dir, 1)
+	j := h2.wait(t, "fx_cut", job.Delivered)
+	if len(j.Attempts) != 2 || j.Attempts[0].AnsweredAt == nil || j.Dials != 2 {
+		t.Fatalf("dials %d over %d attempts (first answered: %v); want 2", j.Dials, len(j.Attempts), j.Attempts[0].AnsweredAt != nil)
+	}
+}
