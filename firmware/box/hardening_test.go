@@ -2,8 +2,11 @@ package box
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +151,56 @@ func TestInboundCallbackAtLogin(t *testing.T) {
 			t.Fatalf("no callback job for the call at login: %+v", list.Items)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The panel's reset and self-test do something in a box built as the
+// command builds it (no hooks injected): the reset runs
+// panel.reset_command, or says it is not configured; the self-test sends a
+// fax through the box's own engine.
+func TestPanelResetAndSelfTestWired(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "reset-done")
+	e := startBox(t, func(c *config.Config) {
+		c.Panel.ResetCommand = []string{"sh", "-c", "echo reset > " + marker}
+	})
+	sub := e.box.Bus.Subscribe(64)
+	defer sub.Close()
+	e.box.panelAction(panel.Action{Kind: "reset_network"}, PanelHooks{})
+	if b, err := os.ReadFile(marker); err != nil || string(b) != "reset\n" {
+		t.Fatalf("reset command did not run: %q %v", b, err)
+	}
+	e.box.Cfg.Panel.ResetCommand = nil
+	e.box.panelAction(panel.Action{Kind: "reset_network"}, PanelHooks{})
+	seen := map[string]bool{}
+	deadline := time.After(5 * time.Second)
+	for !seen["network reset not configured"] {
+		select {
+		case ev := <-sub.C:
+			var m map[string]string
+			if json.Unmarshal(ev.Data, &m) == nil {
+				seen[m["panel_result"]] = true
+			}
+		case <-deadline:
+			t.Fatalf("panel results seen: %v", seen)
+		}
+	}
+	if !seen["network reset done"] {
+		t.Fatalf("panel results seen: %v; want the configured reset reported done", seen)
+	}
+	e.box.panelAction(panel.Action{Kind: "self_test"}, PanelHooks{})
+	end := time.Now().Add(30 * time.Second)
+	for {
+		var list struct{ Items []job.Job }
+		e.c.Do(t, http.MethodGet, "/v1/faxes", nil, "", &list)
+		if len(list.Items) == 1 && strings.HasPrefix(list.Items[0].ClientRef, "selftest-") && list.Items[0].Status == job.Delivered {
+			if list.Items[0].Pages != 1 {
+				t.Fatalf("self-test fax: %d pages", list.Items[0].Pages)
+			}
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no delivered self-test fax: %+v", list.Items)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

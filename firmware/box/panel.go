@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"time"
 
+	"github.com/faxbox/faxbox/firmware/asterisk"
 	"github.com/faxbox/faxbox/firmware/events"
 	"github.com/faxbox/faxbox/firmware/gpio"
 	"github.com/faxbox/faxbox/firmware/job"
@@ -125,6 +127,9 @@ func (b *Box) alarms(leds LEDs) []panel.Alarm {
 	if b.cards != nil && len(b.cards.alarms()) > 0 {
 		out = append(out, panel.LineCardAlarm)
 	}
+	if asterisk.DocumentProblem(b.asterisk) != "" {
+		out = append(out, panel.Alarm(asterisk.DocumentAlarm))
+	}
 	if leds != nil && len(leds.Missing()) > 0 {
 		out = append(out, panel.HardwareFault)
 	}
@@ -166,10 +171,14 @@ func (b *Box) panelAction(a panel.Action, hooks PanelHooks) {
 	case "reset_network":
 		if hooks.ResetNetwork != nil {
 			hooks.ResetNetwork()
+		} else {
+			b.resetNetwork()
 		}
 	case "self_test":
 		if hooks.SelfTest != nil {
 			hooks.SelfTest()
+		} else {
+			b.selfTest()
 		}
 	}
 	b.Bus.Publish(events.Status, map[string]string{"panel_action": a.Kind, "line": a.Line})
@@ -187,4 +196,61 @@ func localIP() string {
 		}
 	}
 	return "no address"
+}
+
+// resetNetwork runs panel.reset_command (the reset button held 10 s). The
+// outcome is logged and shown as the panel's last result.
+func (b *Box) resetNetwork() {
+	log := b.Log.With("component", "panel")
+	argv := b.Cfg.Panel.ResetCommand
+	if len(argv) == 0 {
+		log.Error("panel: network reset requested, but panel.reset_command is not configured")
+		b.Bus.Publish(events.Status, map[string]string{"panel_result": "network reset not configured"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+	result := "network reset done"
+	if err != nil {
+		result = "network reset failed"
+		log.Error("panel: network reset", "cmd", argv, "err", err, "output", string(out))
+	} else {
+		log.Info("panel: network settings reset", "cmd", argv)
+	}
+	b.Bus.Publish(events.Status, map[string]string{"panel_result": result})
+}
+
+// selfTest sends one fax through the box's own engine: a one-page text
+// document, converted by ghostscript, scheduled and "dialled" on the test
+// line's number that delivers. Its job (client_ref selftest-…) ends like
+// any other and shows as the panel's last result.
+func (b *Box) selfTest() {
+	log := b.Log.With("component", "panel")
+	now := b.Clock.Now()
+	id := job.NewFaxID()
+	body := "faxbox self-test\n" + now.UTC().Format(time.RFC3339) + "\n"
+	size, sum, err := b.Store.WriteDocument(id, "in-00.text", strings.NewReader(body), 1<<20)
+	if err == nil {
+		err = b.Store.SyncDocDir(id)
+	}
+	if err != nil {
+		b.Store.RemoveDocuments(id)
+		log.Error("panel: self-test", "err", err)
+		return
+	}
+	d := b.Cfg.Defaults
+	j := &job.Job{ID: id, Kind: job.KindFax, To: b.Cfg.TestLine.Prefix + "1", Status: job.Queued, CreatedAt: now, UpdatedAt: now,
+		ClientRef: "selftest-" + now.UTC().Format("20060102T150405.000"), MaxAttempts: 1, RetryInterval: d.RetryInterval,
+		ExpireAt: now.Add(10 * time.Minute), Priority: 9,
+		Files:   []job.File{{Name: "self-test.txt", Type: "text", Size: size, SHA256: sum, Path: "in-00.text"}},
+		Options: job.Options{Header: b.Cfg.Header, StationID: b.Cfg.StationID, Resolution: "standard", PageSize: d.PageSize, ECM: d.ECM, T38: d.T38}}
+	rec, err := b.Store.Create(&store.Record{Job: j, Paths: []string{"in-00.text"}})
+	if err != nil {
+		b.Store.RemoveDocuments(id)
+		log.Error("panel: self-test", "err", err)
+		return
+	}
+	b.Engine.Submit(rec)
+	log.Info("panel: self-test fax queued", "job", id, "to", j.To)
 }

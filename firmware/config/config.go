@@ -232,6 +232,10 @@ type Callback struct {
 // Panel selects the front panel's board profile.
 type Panel struct {
 	Board string `json:"board"` // "" = no panel
+	// ResetCommand is run (argv, no shell) when the reset button is held:
+	// it restores the network settings to the image's defaults. Empty: the
+	// panel says that no reset is configured.
+	ResetCommand []string `json:"reset_command"`
 }
 
 // Default returns the configuration used when no file is given.
