@@ -64,6 +64,9 @@ func startBox(t *testing.T, mod func(*config.Config)) *env {
 		cancel()
 		<-done
 		b.Close()
+		if n := b.Engine.Stats().SkippedWrites; n != 0 {
+			t.Errorf("the store refused %d of the engine's changes", n)
+		}
 		if err := store.CheckDir(cfg.DataDir); err != nil {
 			t.Errorf("after the test: %v", err)
 		}

@@ -981,13 +981,17 @@ type Stats struct {
 	Converting int `json:"converting"`
 	InCall     int `json:"in_call"`
 	RetryWait  int `json:"retry_wait"`
+	// SkippedWrites counts job changes the store refused (a stale version
+	// or a status change the lifecycle does not allow); always 0 unless
+	// the engine has a bug.
+	SkippedWrites int64 `json:"skipped_writes"`
 }
 
 // Stats counts the active jobs.
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := Stats{Active: len(e.entries), Waiting: e.sched.Queued()}
+	s := Stats{Active: len(e.entries), Waiting: e.sched.Queued(), SkippedWrites: e.jr.skipped.Load()}
 	for _, en := range e.entries {
 		switch {
 		case en.inCall:

@@ -123,6 +123,9 @@ func start(t *testing.T, dir string, channels int) *harness {
 	}
 	t.Cleanup(func() {
 		e.Close()
+		if n := e.Stats().SkippedWrites; n != 0 {
+			t.Errorf("the store refused %d of the engine's changes", n)
+		}
 		st.Close()
 		if err := store.CheckDir(dir); err != nil {
 			t.Errorf("after the test: %v", err)

@@ -3,6 +3,7 @@ package engine
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/store"
@@ -16,6 +17,10 @@ type journal struct {
 	st    *store.DB
 	log   *slog.Logger
 	after func([]pending)
+
+	// skipped counts changes the store refused (stale version, a status
+	// change the lifecycle does not allow): each is a bug in the engine.
+	skipped atomic.Int64
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -76,10 +81,11 @@ func (j *journal) run() {
 			for i, p := range batch {
 				ws[i] = p.w
 			}
-			stale, err := j.st.PutMany(ws)
-			for _, id := range stale {
-				j.log.Warn("journal: stale job version skipped", "job", id)
+			skipped, err := j.st.PutMany(ws)
+			for _, e := range skipped {
+				j.log.Error("journal: change skipped", "err", e)
 			}
+			j.skipped.Add(int64(len(skipped)))
 			for i := range batch {
 				if batch[i].done != nil {
 					batch[i].done <- err

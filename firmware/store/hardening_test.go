@@ -162,3 +162,33 @@ func TestCheckFindsInconsistencies(t *testing.T) {
 		}
 	}
 }
+
+// Every save checks the lifecycle table: a delivered job never becomes
+// active again, whoever writes it; PutMany skips such a change (keeping its
+// deliveries) and reports it.
+func TestPutEnforcesTransitions(t *testing.T) {
+	s := open(t, t.TempDir())
+	r := rec("fx_1", "", time.Now())
+	r.Job.Status = job.Sending
+	s.Create(r)
+	r.Job.Status = job.Delivered
+	r.Version++
+	if err := s.Put(r); err != nil {
+		t.Fatal(err)
+	}
+	r.Job.Status = job.Dialing
+	r.Version++
+	if err := s.Put(r); !errors.Is(err, job.ErrTransition) {
+		t.Fatalf("delivered → dialing: %v", err)
+	}
+	skipped, err := s.PutMany([]Write{{Record: r, Deliveries: []*Delivery{{ID: "dl_x", JobID: "fx_1"}}}})
+	if err != nil || len(skipped) != 1 || !errors.Is(skipped[0], job.ErrTransition) {
+		t.Fatalf("PutMany: %v %v", skipped, err)
+	}
+	if got, _ := s.Get("fx_1"); got.Job.Status != job.Delivered {
+		t.Fatalf("stored status %s", got.Job.Status)
+	}
+	if ob, _ := s.Outbox(); len(ob) != 1 {
+		t.Fatalf("outbox %d; the skipped change's delivery is kept", len(ob))
+	}
+}

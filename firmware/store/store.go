@@ -241,15 +241,17 @@ type Write struct {
 }
 
 // PutMany commits several changes in one transaction (group commit). A stale
-// record is skipped (its deliveries are still queued) and reported in the
-// returned slice; any other error aborts the whole transaction.
-func (s *DB) PutMany(ws []Write) (stale []string, err error) {
+// record, or one whose status change the lifecycle does not allow
+// (job.ErrTransition), is skipped (its deliveries are still queued) and
+// reported in the returned slice; any other error aborts the whole
+// transaction.
+func (s *DB) PutMany(ws []Write) (skipped []error, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		stale = stale[:0]
+		skipped = skipped[:0]
 		for _, w := range ws {
 			err := s.putTx(tx, w.Record, w.Deliveries)
-			if errors.Is(err, ErrStale) {
-				stale = append(stale, w.Record.Job.ID)
+			if errors.Is(err, ErrStale) || errors.Is(err, job.ErrTransition) {
+				skipped = append(skipped, err)
 				err = s.putTx(tx, nil, w.Deliveries)
 			}
 			if err != nil {
@@ -261,7 +263,7 @@ func (s *DB) PutMany(ws []Write) (stale []string, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: commit %d changes: %w", len(ws), diskErr(err))
 	}
-	return stale, nil
+	return skipped, nil
 }
 
 func (s *DB) putTx(tx *bolt.Tx, r *Record, deliveries []*Delivery) error {
@@ -273,9 +275,17 @@ func (s *DB) putTx(tx *bolt.Tx, r *Record, deliveries []*Delivery) error {
 	if old := jobs.Get(id); old != nil {
 		var o struct {
 			Version uint64 `json:"version"`
+			Job     struct {
+				Status job.Status `json:"status"`
+			} `json:"job"`
 		}
-		if err := json.Unmarshal(old, &o); err == nil && o.Version >= r.Version {
-			return fmt.Errorf("%w: have %d, put %d", ErrStale, o.Version, r.Version)
+		if err := json.Unmarshal(old, &o); err == nil {
+			if o.Version >= r.Version {
+				return fmt.Errorf("%w: have %d, put %d", ErrStale, o.Version, r.Version)
+			}
+			if err := o.Job.Status.To(r.Job.Status); err != nil {
+				return fmt.Errorf("store: job %s: %w", r.Job.ID, err)
+			}
 		}
 	}
 	r.Seq = r.Job.Seq

@@ -43,7 +43,9 @@ func TestSecondInstanceIsRefused(t *testing.T) {
 func TestCreateRefAndVersions(t *testing.T) {
 	s := open(t, t.TempDir())
 	t0 := time.Now()
-	if _, err := s.Create(rec("fx_1", "ref", t0)); err != nil {
+	first := rec("fx_1", "ref", t0)
+	first.Job.Status = job.Sending // a job that is being sent: delivered next
+	if _, err := s.Create(first); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Create(rec("fx_2", "ref", t0))
@@ -126,6 +128,7 @@ func TestOutboxAndPurge(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.DocDir("fx_1"), "in-01.pdf")); !os.IsNotExist(err) {
 		t.Fatal("the partial file was left behind")
 	}
+	r.Job.Status = job.Sending
 	s.Create(r)
 	r.Job.Status = job.Delivered
 	done := t0
