@@ -4,7 +4,6 @@ package asterisk_test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"sort"
@@ -66,7 +65,7 @@ func BenchmarkRealAsterisk(b *testing.B) {
 		for e := range sub.C {
 			if ls, ok := e.Value.(dialler.LineState); ok && e.Type == events.LineChanged {
 				mu.Lock()
-				stamps = append(stamps, stamp{e.At, ls.State, ls.JobID, fmt.Sprintf("%s/%d", ls.Group, ls.Index)})
+				stamps = append(stamps, stamp{e.At, string(ls.State), ls.JobID, ls.ID().String()})
 				mu.Unlock()
 			}
 		}

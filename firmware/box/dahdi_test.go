@@ -135,7 +135,7 @@ func TestDAHDIAlarmsTakeLinesDown(t *testing.T) {
 		var s []string
 		for _, l := range e.box.Engine.Lines() {
 			if l.Group == "pstn" {
-				s = append(s, l.State)
+				s = append(s, string(l.State))
 			}
 		}
 		return strings.Join(s, " ")

@@ -102,7 +102,7 @@ func (b *Box) RunPanel(ctx context.Context, p *panel.Panel, leds LEDs, screen Sc
 func (b *Box) panelInput(leds LEDs, last string) panel.Input {
 	in := panel.Input{LastResult: last, IP: localIP(), Alarms: b.alarms(leds)}
 	for _, l := range b.Engine.Lines() {
-		in.Lines = append(in.Lines, panel.Line{ID: l.ID().String(), State: l.State, JobID: l.JobID, To: l.To, Page: l.Page, Pages: l.Pages})
+		in.Lines = append(in.Lines, panel.Line{ID: l.ID().String(), State: string(l.State), JobID: l.JobID, To: l.To, Page: l.Page, Pages: l.Pages})
 	}
 	in.QueueDepth = b.Engine.Stats().Active
 	return in

@@ -129,11 +129,26 @@ type Keeper interface {
 	Kept(ctx context.Context, r Request) (Result, bool)
 }
 
+// LineStatus is what a line is doing, as the panel and /v1/lines show it.
+type LineStatus string
+
+// Line statuses: in a call, the attempt's State; otherwise idle, or out of
+// service (made busy wins over down).
+const (
+	LineIdle      LineStatus = "idle"
+	LineDialing   LineStatus = LineStatus(StateDialing)
+	LineRinging   LineStatus = LineStatus(StateRinging)
+	LineAnswered  LineStatus = LineStatus(StateAnswered)
+	LineSending   LineStatus = LineStatus(StateSending)
+	LineBusiedOut LineStatus = "busied_out"
+	LineDown      LineStatus = "down"
+)
+
 // LineState is a line's (channel's) state for the panel and /v1/status.
 type LineState struct {
-	Group   string `json:"group"`
-	Index   int    `json:"index"`
-	State   string `json:"state"` // idle|dialing|ringing|sending|busied_out|down
+	Group   string     `json:"group"`
+	Index   int        `json:"index"` // 1-based
+	State   LineStatus `json:"state"`
 	JobID   string `json:"job_id,omitempty"`
 	To      string `json:"to,omitempty"`
 	Page    int    `json:"page,omitempty"`

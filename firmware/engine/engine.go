@@ -100,7 +100,7 @@ type Engine struct {
 	ctx     context.Context
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
-	lines   map[job.LineID]*dialler.LineState
+	board   *board
 	started bool
 }
 
@@ -148,13 +148,10 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("engine: line group %s has no dialler", g.Name)
 		}
 	}
-	e := &Engine{cfg: cfg, log: cfg.Log, sched: sched, entries: map[string]*entry{}, calls: map[string]*entry{}, lines: map[job.LineID]*dialler.LineState{}}
+	e := &Engine{cfg: cfg, log: cfg.Log, sched: sched, entries: map[string]*entry{}, calls: map[string]*entry{}, board: newBoard(cfg.Bus, sched.Lines())}
 	e.convC = sync.NewCond(&e.mu)
 	e.ctx, e.stop = context.WithCancel(context.Background())
 	e.jr = newJournal(cfg.Store, cfg.Log, e.committed)
-	for _, l := range sched.Lines() {
-		e.lines[job.LineAt(l.Group, l.Index)] = &dialler.LineState{Group: l.Group, Index: l.Index + 1, State: "idle", Healthy: true}
-	}
 	return e, nil
 }
 
@@ -242,7 +239,7 @@ func (e *Engine) Start(ctx context.Context) error {
 				e.log.Warn("engine: recover line", "job", j.ID, "err", err)
 				en.group = ""
 			} else {
-				e.setLineLocked(g, idx, string(j.Status), j, 0, j.Pages)
+				e.board.call(job.LineAt(g, idx), dialler.LineStatus(j.Status), j, 0, j.Pages)
 			}
 			if alive[a.ID] {
 				en.dialIssued = true
@@ -535,7 +532,7 @@ func (e *Engine) startAttemptLocked(en *entry, as scheduler.Assignment) {
 	en.inCall, en.attemptID, en.group, en.line = true, id, as.Group, as.Line
 	e.calls[id] = en
 	en.dialIssued, en.cancel = false, false
-	e.setLineLocked(as.Group, as.Line, "dialing", j, 0, 0)
+	e.board.call(job.LineAt(as.Group, as.Line), dialler.LineDialing, j, 0, 0)
 	req := e.request(j, j.LastAttempt())
 	if j.Kind == job.KindCall {
 		j.LastAttempt().Number = req.To
@@ -647,7 +644,7 @@ func (e *Engine) abandon(id string, cause error) {
 	delete(e.calls, id)
 	if en.group != "" {
 		e.sched.Release(en.group, en.line)
-		e.setLineLocked(en.group, en.line, "idle", nil, 0, 0)
+		e.board.call(job.LineAt(en.group, en.line), dialler.LineIdle, nil, 0, 0)
 	}
 	cancelled := en.cancel
 	en.inCall, en.attemptID, en.attemptTIF, en.dialIssued, en.cancel = false, "", "", false, false
@@ -697,7 +694,6 @@ func (e *Engine) Progress(p dialler.Progress) {
 	if p.Channel != "" {
 		a.Channel = p.Channel
 	}
-	state := string(p.State)
 	switch p.State {
 	case dialler.StateAnswered, dialler.StateSending:
 		if a.AnsweredAt == nil {
@@ -717,34 +713,7 @@ func (e *Engine) Progress(p dialler.Progress) {
 	if p.Page > 0 {
 		page = a.FirstPage - 1 + p.Page
 	}
-	e.setLineLocked(en.group, en.line, state, j, page, j.Pages)
-}
-
-func (e *Engine) setLineLocked(group string, idx int, state string, j *job.Job, page, pages int) {
-	ls := e.lines[job.LineAt(group, idx)]
-	if ls == nil {
-		return
-	}
-	ls.State = state
-	ls.JobID, ls.To, ls.Page, ls.Pages = "", "", 0, 0
-	if j != nil {
-		ls.JobID, ls.To, ls.Page, ls.Pages = j.ID, j.To, page, pages
-	}
-	if state == "idle" {
-		ls.State = idleState(ls)
-	}
-	e.cfg.Bus.Publish(events.LineChanged, *ls)
-}
-
-// idleState is what an idle line shows: made busy wins over down.
-func idleState(ls *dialler.LineState) string {
-	switch {
-	case ls.Busy:
-		return "busied_out"
-	case !ls.Healthy:
-		return "down"
-	}
-	return "idle"
+	e.board.call(job.LineAt(en.group, en.line), dialler.LineStatus(p.State), j, page, j.Pages)
 }
 
 // Result implements dialler.Sink: the attempt ended.
@@ -759,7 +728,7 @@ func (e *Engine) Result(r dialler.Result) {
 	now := e.cfg.Clock.Now()
 	if en.group != "" {
 		e.sched.Release(en.group, en.line)
-		e.setLineLocked(en.group, en.line, "idle", nil, 0, 0)
+		e.board.call(job.LineAt(en.group, en.line), dialler.LineIdle, nil, 0, 0)
 	}
 	if en.attemptTIF != "" && en.attemptTIF != filepath.Join(e.cfg.Store.DocDir(en.rec.Job.ID), FaxFile) {
 		os.Remove(en.attemptTIF)
@@ -908,36 +877,21 @@ func (e *Engine) Retry(id string) (*job.Job, error) {
 	return j.Clone(), nil
 }
 
-// Lines returns the state of every line.
-func (e *Engine) Lines() []dialler.LineState {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []dialler.LineState
-	for _, l := range e.sched.Lines() {
-		if ls := e.lines[job.LineAt(l.Group, l.Index)]; ls != nil {
-			out = append(out, *ls)
-		}
-	}
-	return out
-}
+// Lines returns the state of every line. It does not wait for the engine.
+func (e *Engine) Lines() []dialler.LineState { return e.board.list() }
 
 // SetLineBusy takes a line out of service or puts it back. A line the box
 // does not have is ErrNoLine, and changes nothing.
 func (e *Engine) SetLineBusy(id job.LineID, busy bool) error {
+	if err := e.board.check(id); err != nil {
+		return err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	ls := e.lines[id]
-	if ls == nil {
-		return fmt.Errorf("%w: %s", ErrNoLine, id)
-	}
 	if err := e.sched.SetBusy(id.Group, id.Index(), busy); err != nil {
 		return err
 	}
-	ls.Busy = busy
-	if ls.JobID == "" {
-		ls.State = idleState(ls)
-	}
-	e.cfg.Bus.Publish(events.LineChanged, *ls)
+	e.board.service(id, &busy, nil)
 	if !busy {
 		e.kickLocked()
 	}
@@ -957,16 +911,12 @@ func (e *Engine) SetGroupDown(group string, n int) error {
 	}
 	up := false
 	for _, l := range e.sched.Lines() {
-		ls := e.lines[job.LineAt(l.Group, l.Index)]
-		if l.Group != group || ls == nil || ls.Healthy == !l.Down {
+		if l.Group != group {
 			continue
 		}
-		ls.Healthy = !l.Down
-		up = up || ls.Healthy
-		if ls.JobID == "" {
-			ls.State = idleState(ls)
-		}
-		e.cfg.Bus.Publish(events.LineChanged, *ls)
+		healthy := !l.Down
+		up = up || healthy
+		e.board.service(job.LineAt(l.Group, l.Index), nil, &healthy)
 	}
 	if up {
 		e.kickLocked()

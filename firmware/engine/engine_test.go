@@ -369,7 +369,7 @@ func TestGroupDown(t *testing.T) {
 	h.wait(t, "j1", job.Delivered)
 	var states []string
 	for _, l := range h.e.Lines() {
-		states = append(states, l.State)
+		states = append(states, string(l.State))
 	}
 	if fmt.Sprint(states) != "[idle idle down]" {
 		t.Fatalf("one line down: %v", states)
@@ -378,7 +378,7 @@ func TestGroupDown(t *testing.T) {
 	h.e.SetGroupDown("test", 0)
 	states = states[:0]
 	for _, l := range h.e.Lines() {
-		states = append(states, l.State)
+		states = append(states, string(l.State))
 	}
 	if fmt.Sprint(states) != "[idle idle busied_out]" {
 		t.Fatalf("alarm cleared, line 3 made busy: %v", states)
