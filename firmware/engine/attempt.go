@@ -1,0 +1,399 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/faxbox/faxbox/firmware/dialler"
+	"github.com/faxbox/faxbox/firmware/failure"
+	"github.com/faxbox/faxbox/firmware/job"
+	"github.com/faxbox/faxbox/firmware/lifecycle"
+	"github.com/faxbox/faxbox/firmware/scheduler"
+)
+
+// readyLocked puts a converted job in the scheduler, or arms a timer for its
+// send_at or next attempt.
+func (e *Engine) readyLocked(en *entry, now time.Time) {
+	j := en.rec.Job
+	at := time.Time{}
+	if j.SendAt != nil {
+		at = *j.SendAt
+	}
+	if j.NextAttemptAt != nil && j.NextAttemptAt.After(at) {
+		at = *j.NextAttemptAt
+	}
+	if at.After(now) {
+		if j.Status != job.RetryWait {
+			j.Status = job.Ready
+			j.UpdatedAt = now
+			e.saveLocked(en)
+		}
+		stopTimer(&en.wake)
+		id := j.ID
+		en.wake = e.cfg.Clock.AfterFunc(at.Sub(now), func() { e.wakeUp(id) })
+		return
+	}
+	if j.Status != job.Ready {
+		j.Status = job.Ready
+		j.NextAttemptAt = nil
+		j.UpdatedAt = now
+		e.saveLocked(en)
+	}
+	group, err := e.sched.Route(j.To, j.Options.LineGroup)
+	if err != nil {
+		evs := lifecycle.FailDocument(j, failure.NoLineForNumber, err.Error(), now)
+		e.endLocked(en, evs...)
+		return
+	}
+	if open, next := scheduler.Open(e.sched.Windows(group), now); !open && j.Priority < 9 {
+		// Outside the line group's calling window: wait for it to open.
+		stopTimer(&en.wake)
+		id := j.ID
+		en.wake = e.cfg.Clock.AfterFunc(next.Sub(now), func() { e.wakeUp(id) })
+		return
+	}
+	sendAt := j.CreatedAt
+	if j.SendAt != nil {
+		sendAt = *j.SendAt
+	}
+	e.sched.Add(&scheduler.Item{JobID: j.ID, To: j.To, Group: group, Priority: j.Priority, SendAt: sendAt, Seq: j.Seq})
+}
+
+func (e *Engine) wakeUp(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en := e.entries[id]
+	if en == nil || e.closed || en.inCall || en.rec.Job.Status.Terminal() {
+		return
+	}
+	en.wake = nil
+	now := e.cfg.Clock.Now()
+	j := en.rec.Job
+	j.NextAttemptAt = nil
+	if j.SendAt != nil && j.SendAt.After(now) {
+		e.readyLocked(en, now)
+		return
+	}
+	e.readyLocked(en, now)
+	e.kickLocked()
+}
+
+func (e *Engine) armExpiry(en *entry, now time.Time) {
+	stopTimer(&en.expire)
+	id := en.rec.Job.ID
+	en.expire = e.cfg.Clock.AfterFunc(max(en.rec.Job.ExpireAt.Sub(now), 0), func() { e.expireJob(id) })
+}
+
+func (e *Engine) expireJob(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en := e.entries[id]
+	if en == nil || e.closed {
+		return
+	}
+	en.expire = nil
+	if en.inCall || en.rec.Job.Status.Terminal() {
+		return // the call's result decides
+	}
+	if en.cancelConv != nil {
+		en.cancelConv()
+	}
+	e.sched.Remove(id)
+	evs := lifecycle.Expire(en.rec.Job, e.cfg.Clock.Now())
+	e.endLocked(en, evs...)
+}
+
+// endLocked saves a terminal job and forgets it.
+func (e *Engine) endLocked(en *entry, evs ...string) <-chan error {
+	stopTimer(&en.wake)
+	stopTimer(&en.expire)
+	delete(e.entries, en.rec.Job.ID)
+	return e.saveLocked(en, evs...)
+}
+
+// kickLocked assigns waiting jobs to free lines and starts their attempts.
+func (e *Engine) kickLocked() {
+	if e.closed || !e.started {
+		return
+	}
+	for _, as := range e.sched.Next() {
+		en := e.entries[as.Item.JobID]
+		if en == nil {
+			e.sched.Release(as.Group, as.Line)
+			continue
+		}
+		e.startAttemptLocked(en, as)
+	}
+}
+
+func (e *Engine) startAttemptLocked(en *entry, as scheduler.Assignment) {
+	j := en.rec.Job
+	now := e.cfg.Clock.Now()
+	id := job.NewAttemptID()
+	t38 := j.Options.T38 != "off" && !j.Fallback.NoT38
+	a := job.Attempt{
+		ID:        id,
+		N:         len(j.Attempts) + 1,
+		Line:      job.LineAt(as.Group, as.Line),
+		StartedAt: now,
+		Result:    "in_progress",
+		FirstPage: j.PagesConfirmed + 1,
+		T38:       t38,
+		MaxRate:   j.Fallback.MaxRate,
+	}
+	j.Attempts = append(j.Attempts, a)
+	j.Status = job.Dialing
+	j.UpdatedAt = now
+	stopTimer(&en.wake)
+	en.inCall, en.attemptID, en.group, en.line = true, id, as.Group, as.Line
+	e.calls[id] = en
+	en.dialIssued, en.cancel = false, false
+	e.board.call(job.LineAt(as.Group, as.Line), dialler.LineDialing, j, 0, 0)
+	req := e.request(j, j.LastAttempt())
+	if j.Kind == job.KindCall {
+		j.LastAttempt().Number = req.To
+	}
+	done := e.saveLocked(en)
+	d := e.cfg.Diallers[as.Group]
+	e.wg.Add(1)
+	go e.dial(en, d, req, done)
+}
+
+// request is what the dialler is told of attempt a of job j: when it is
+// dialled, and again when it is recovered after a restart (Reconcile, Kept).
+// The TIFF is set by dial.
+func (e *Engine) request(j *job.Job, a *job.Attempt) dialler.Request {
+	req := dialler.Request{
+		AttemptID:     a.ID,
+		JobID:         j.ID,
+		To:            j.To,
+		Line:          a.Line.Group,
+		FirstPage:     a.FirstPage,
+		TotalPages:    j.Pages,
+		StationID:     firstNonEmpty(j.Options.StationID, e.cfg.StationID),
+		ECM:           j.Options.ECM != "off" && !j.Fallback.NoECM,
+		T38:           a.T38,
+		MaxRate:       a.MaxRate,
+		AudioFallback: j.Options.T38 != "on",
+	}
+	if j.Kind == job.KindCall && j.Call != nil {
+		req.Kind, req.CallKind = job.KindCall, j.Call.Kind
+		req.To = j.CallNumber(a.N)
+		req.Agent, req.Repeat, req.ConfirmDigit = j.Call.Agent, j.Call.Repeat, j.Call.ConfirmDigit
+		if j.Call.Say != "" || j.Call.Play != "" {
+			req.Sound = filepath.Join(e.cfg.Store.DocDir(j.ID), "message")
+		}
+	}
+	return req
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// dial prepares the attempt's TIFF, waits until the attempt is durable, and
+// issues the dial command.
+func (e *Engine) dial(en *entry, d dialler.Dialler, req dialler.Request, durable <-chan error) {
+	defer e.wg.Done()
+	fail := func(code failure.Code, raw string) {
+		e.Result(dialler.Result{AttemptID: req.AttemptID, Code: code, Raw: raw, EndedAt: e.cfg.Clock.Now()})
+	}
+	if err := <-durable; err != nil {
+		e.abandon(req.AttemptID, err)
+		return
+	}
+	dir := e.cfg.Store.DocDir(req.JobID)
+	src := filepath.Join(dir, FaxFile)
+	if req.Kind != job.KindCall {
+		if !e.prepareTIFF(&req, src, src, dir, fail) {
+			return
+		}
+	}
+	e.mu.Lock()
+	if en.cancel || e.closed {
+		cancelled := en.cancel
+		e.mu.Unlock()
+		if cancelled {
+			fail(failure.JobCancelled, "cancelled before dialling")
+		}
+		return
+	}
+	en.attemptTIF = req.TIFF
+	en.dialIssued = true
+	e.mu.Unlock()
+
+	if err := d.Dial(e.ctx, req); err != nil {
+		e.log.Warn("engine: dial failed", "job", req.JobID, "attempt", req.AttemptID, "err", err)
+		fail(failure.LineUnavailable, err.Error())
+		return
+	}
+	e.mu.Lock()
+	hang := en.cancel && en.attemptID == req.AttemptID && en.inCall
+	e.mu.Unlock()
+	if hang {
+		e.hangup(d, req.AttemptID)
+	}
+}
+
+// NotRecordedRetry is how long a job waits after its attempt could not be
+// recorded (a full disk) before it is tried again.
+const NotRecordedRetry = 5 * time.Second
+
+// abandon takes back attempt id, which could not be recorded and so was
+// never dialled: the line falls free, the attempt is dropped from the job
+// (it costs none of the job's attempts) and the job waits NotRecordedRetry
+// before it goes again. The journal keeps committing until the store takes
+// the changes, so what is on disk catches up with this.
+func (e *Engine) abandon(id string, cause error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en := e.calls[id]
+	if en == nil || e.closed {
+		return
+	}
+	e.log.Error("engine: the attempt could not be recorded; not dialling", "job", en.rec.Job.ID, "attempt", id, "err", cause)
+	delete(e.calls, id)
+	if en.group != "" {
+		e.sched.Release(en.group, en.line)
+		e.board.call(job.LineAt(en.group, en.line), dialler.LineIdle, nil, 0, 0)
+	}
+	cancelled := en.cancel
+	en.inCall, en.attemptID, en.attemptTIF, en.dialIssued, en.cancel = false, "", "", false, false
+	j := en.rec.Job
+	now := e.cfg.Clock.Now()
+	j.Attempts = j.Attempts[:len(j.Attempts)-1]
+	j.UpdatedAt = now
+	if cancelled {
+		e.endLocked(en, lifecycle.Cancel(j, now)...)
+		e.kickLocked()
+		return
+	}
+	j.Status = job.RetryWait
+	next := now.Add(NotRecordedRetry)
+	j.NextAttemptAt = &next
+	e.saveLocked(en)
+	e.readyLocked(en, now)
+	e.kickLocked()
+}
+
+func (e *Engine) hangup(d dialler.Dialler, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Hangup(ctx, id); err != nil && !errors.Is(err, dialler.ErrUnknownAttempt) {
+		e.log.Warn("engine: hangup", "attempt", id, "err", err)
+	}
+}
+
+// entryForAttempt finds the entry whose call is attempt id.
+func (e *Engine) entryForAttemptLocked(id string) *entry {
+	return e.calls[id]
+}
+
+// Progress implements dialler.Sink.
+func (e *Engine) Progress(p dialler.Progress) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en := e.entryForAttemptLocked(p.AttemptID)
+	if en == nil {
+		return
+	}
+	j := en.rec.Job
+	a := j.LastAttempt()
+	if p.Transport != "" {
+		a.Transport = p.Transport
+	}
+	if p.Channel != "" {
+		a.Channel = p.Channel
+	}
+	switch p.State {
+	case dialler.StateAnswered, dialler.StateSending:
+		if a.AnsweredAt == nil {
+			t := p.At
+			if t.IsZero() {
+				t = e.cfg.Clock.Now()
+			}
+			a.AnsweredAt = &t
+		}
+	}
+	if p.State == dialler.StateSending && j.Status != job.Sending {
+		j.Status = job.Sending
+		j.UpdatedAt = e.cfg.Clock.Now()
+		e.saveLocked(en)
+	}
+	page := 0
+	if p.Page > 0 {
+		page = a.FirstPage - 1 + p.Page
+	}
+	e.board.call(job.LineAt(en.group, en.line), dialler.LineStatus(p.State), j, page, j.Pages)
+}
+
+// Result implements dialler.Sink: the attempt ended.
+func (e *Engine) Result(r dialler.Result) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en := e.entryForAttemptLocked(r.AttemptID)
+	if en == nil {
+		e.log.Warn("engine: result for an unknown attempt", "attempt", r.AttemptID, "code", r.Code)
+		return
+	}
+	now := e.cfg.Clock.Now()
+	if en.group != "" {
+		e.sched.Release(en.group, en.line)
+		e.board.call(job.LineAt(en.group, en.line), dialler.LineIdle, nil, 0, 0)
+	}
+	if en.attemptTIF != "" && en.attemptTIF != filepath.Join(e.cfg.Store.DocDir(en.rec.Job.ID), FaxFile) {
+		os.Remove(en.attemptTIF)
+	}
+	cancelled := en.cancel || r.Code == failure.JobCancelled
+	delete(e.calls, r.AttemptID)
+	if en.dialIssued && r.Code != failure.LineUnavailable {
+		// A dial counts once its command was issued; an attempt lost to a
+		// restart of faxbox (not the line's doing) does not.
+		en.rec.Job.Dials++
+	}
+	en.inCall, en.attemptID, en.attemptTIF, en.dialIssued, en.cancel = false, "", "", false, false
+	j := en.rec.Job
+	evs := lifecycle.Finish(j, r, cancelled, e.cfg.Policy, now)
+	if j.Status.Terminal() {
+		e.endLocked(en, evs...)
+	} else {
+		e.saveLocked(en, evs...)
+		e.readyLocked(en, now)
+	}
+	e.kickLocked()
+}
+
+// prepareTIFF cuts the pages an attempt still has to send and validates the
+// file right before dialling; on failure it reports the attempt's result.
+func (e *Engine) prepareTIFF(req *dialler.Request, src, path, dir string, fail func(failure.Code, string)) bool {
+	if req.FirstPage > 1 {
+		path = filepath.Join(dir, "attempt-"+req.AttemptID+".tif")
+		if _, err := e.cfg.Docs.Extract(src, path, req.FirstPage); err != nil {
+			fail(failure.DocumentUnreadable, "extract pages: "+err.Error())
+			return false
+		}
+	}
+	pages, err := e.cfg.Docs.Validate(path)
+	if err != nil || pages != req.TotalPages-req.FirstPage+1 {
+		if err == nil {
+			err = fmt.Errorf("TIFF has %d pages, want %d", pages, req.TotalPages-req.FirstPage+1)
+		}
+		code := failure.DocumentUnreadable
+		if errors.Is(err, os.ErrNotExist) {
+			code = failure.DocumentMissing
+		}
+		fail(code, "check before dialling: "+err.Error())
+		return false
+	}
+	req.TIFF, req.Pages = path, pages
+	return true
+}
