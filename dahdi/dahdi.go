@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/faxbox/faxbox/firmware/ami"
+	"github.com/faxbox/faxbox/internal/atomicfile"
 )
 
 // Span is one DAHDI span: an analog card's ports or one E1 port. Spans are
@@ -240,11 +241,7 @@ func WriteSystemConf(c Config, dir string) (string, error) {
 		return "", fmt.Errorf("dahdi: %w", err)
 	}
 	path := filepath.Join(dir, "system.conf")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, sys, 0o644); err != nil {
-		return "", fmt.Errorf("dahdi: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, sys, 0o644); err != nil {
 		return "", fmt.Errorf("dahdi: %w", err)
 	}
 	return path, nil

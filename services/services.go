@@ -59,6 +59,7 @@ import (
 
 	"github.com/faxbox/faxbox/dahdi"
 	"github.com/faxbox/faxbox/firmware/config"
+	"github.com/faxbox/faxbox/internal/atomicfile"
 )
 
 //go:embed asterisk/*.tmpl
@@ -246,15 +247,11 @@ func RenderTo(cfg config.Config, dir string) ([]string, error) {
 	}
 	var names []string
 	for name, b := range files {
-		tmp := filepath.Join(dir, "."+name+".tmp")
 		mode := os.FileMode(0o644)
 		if name == "manager.conf" || name == "pjsip.conf" {
 			mode = 0o640 // secrets
 		}
-		if err := os.WriteFile(tmp, b, mode); err != nil {
-			return nil, fmt.Errorf("services: %w", err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, name), b, mode); err != nil {
 			return nil, fmt.Errorf("services: %w", err)
 		}
 		names = append(names, name)

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/faxbox/faxbox/internal/atomicfile"
 )
 
 // FirstBoot makes the box's own configuration on its first start: when out
@@ -58,7 +60,7 @@ func FirstBoot(base, out string) (token string, created bool, err error) {
 		os.Remove(tmp)
 		return "", false, fmt.Errorf("config: first boot: the result does not load: %w", err)
 	}
-	if err := os.Rename(tmp, out); err != nil {
+	if err := atomicfile.Rename(tmp, out, 0o600); err != nil {
 		return "", false, fmt.Errorf("config: first boot: %w", err)
 	}
 	return token, true, nil

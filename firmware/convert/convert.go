@@ -47,6 +47,7 @@ import (
 
 	"github.com/faxbox/faxbox/firmware/failure"
 	"github.com/faxbox/faxbox/firmware/tiff"
+	"github.com/faxbox/faxbox/internal/atomicfile"
 )
 
 // Type of an input document, as Sniff finds it.
@@ -375,7 +376,7 @@ func (c *Converter) Convert(ctx context.Context, inputs []Input, out string, opt
 	if n != total {
 		return 0, fmt.Errorf("%w: %d pages rendered of %d counted: ghostscript could not draw every page (%s)", ErrUnreadable, n, total, res.diag())
 	}
-	if err := syncRename(tmpOut, out); err != nil {
+	if err := atomicfile.Rename(tmpOut, out, 0o640); err != nil {
 		return 0, err
 	}
 	return n, nil
@@ -448,7 +449,7 @@ func (c *Converter) passThrough(inputs []Input, out string, opt Options, g geom)
 		err = cerr
 	}
 	if err == nil {
-		err = syncRename(tmp.Name(), out)
+		err = atomicfile.Rename(tmp.Name(), out, 0o640)
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
@@ -467,30 +468,6 @@ func (c *Converter) ctxErr(ctx context.Context, err error) error {
 		return fmt.Errorf("convert: %w: %v", context.Canceled, err)
 	}
 	return err
-}
-
-// syncRename fsyncs src, renames it to dst and fsyncs dst's directory.
-func syncRename(src, dst string) error {
-	f, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("convert: %w", err)
-	}
-	err = f.Sync()
-	f.Close()
-	if err == nil {
-		err = os.Chmod(src, 0o640)
-	}
-	if err == nil {
-		err = os.Rename(src, dst)
-	}
-	if err != nil {
-		return fmt.Errorf("convert: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(dst)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // readCapped reads a file of at most limit bytes (ErrTooLarge beyond).

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/faxbox/faxbox/firmware/tiff"
+	"github.com/faxbox/faxbox/internal/atomicfile"
 )
 
 // prepare turns input i into something the driver runs: a PDF as it is (the
@@ -116,7 +117,7 @@ func ToPDF(ctx context.Context, tiffPath, pdfPath string) error {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("convert: to PDF: %w", c.ctxErr(ctx, err))
 	}
-	if err := syncRename(tmp.Name(), pdfPath); err != nil {
+	if err := atomicfile.Rename(tmp.Name(), pdfPath, 0o640); err != nil {
 		os.Remove(tmp.Name())
 		return err
 	}

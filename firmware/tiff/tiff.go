@@ -37,6 +37,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/faxbox/faxbox/internal/atomicfile"
 	"golang.org/x/image/ccitt"
 )
 
@@ -587,7 +588,7 @@ func Extract(src, dst string, fromPage int) (pages int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := writeFile(dst, out); err != nil {
+	if err := atomicfile.Write(dst, out, 0o640); err != nil {
 		return 0, err
 	}
 	return len(f.Pages) - fromPage + 1, nil
@@ -702,36 +703,4 @@ func (f *File) write(pages []Page) ([]byte, error) {
 		put32(0)
 	}
 	return buf.Bytes(), nil
-}
-
-// writeFile writes b to dst atomically: a temporary file in dst's
-// directory, fsync, rename, fsync of the directory. On error nothing is
-// left behind.
-func writeFile(dst string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tiff-*")
-	if err != nil {
-		return fmt.Errorf("tiff: %w", err)
-	}
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o640)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), dst)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("tiff: write %s: %w", dst, err)
-	}
-	if d, err := os.Open(filepath.Dir(dst)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
