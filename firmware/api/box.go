@@ -102,12 +102,11 @@ func (s *Server) lines(w http.ResponseWriter, r *http.Request) {
 // lineBusy takes a line out of service (POST) or puts it back (DELETE).
 func (s *Server) lineBusy(w http.ResponseWriter, r *http.Request) {
 	id, err := job.ParseLineID(r.PathValue("group") + "/" + r.PathValue("n"))
-	if err != nil {
-		writeErr(w, errf(http.StatusBadRequest, "invalid_field", "line", "a line is group/n, n a number from 1 without leading zeros"))
-		return
+	if err == nil {
+		err = s.Engine.SetLineBusy(id, r.Method == http.MethodPost)
 	}
-	if err := s.Engine.SetLineBusy(id, r.Method == http.MethodPost); err != nil {
-		writeErr(w, errf(http.StatusNotFound, "not_found", "line", err.Error()))
+	if err != nil {
+		writeErr(w, s.answer(err, "line", "", "internal", "could not change the line"))
 		return
 	}
 	s.lines(w, r)

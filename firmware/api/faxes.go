@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -108,12 +107,8 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request, kind string) (*job.
 	if err == nil && j.Kind != kind {
 		err = engine.ErrNotFound
 	}
-	if errors.Is(err, engine.ErrNotFound) {
-		writeErr(w, errf(http.StatusNotFound, "not_found", "id", "no "+kind+" job "+strconv.Quote(id)))
-		return nil, false
-	}
 	if err != nil {
-		writeErr(w, s.internal("storage_error", "could not read the job", err))
+		writeErr(w, s.answer(err, "id", kind+" job "+strconv.Quote(id), "storage_error", "could not read the job"))
 		return nil, false
 	}
 	return j, true
@@ -139,10 +134,8 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request, kind string) {
 	}
 	j, err := s.Engine.Cancel(j.ID)
 	switch {
-	case errors.Is(err, engine.ErrFinished):
-		writeErr(w, errf(http.StatusConflict, "already_finished", "id", "the job already ended ("+string(j.Status)+")"))
 	case err != nil:
-		writeErr(w, s.internal("storage_error", "could not cancel the job", err))
+		writeErr(w, s.answer(err, "id", "status "+string(j.Status), "storage_error", "could not cancel the job"))
 	case j.Status.Terminal():
 		writeJSON(w, http.StatusOK, j)
 	default:
@@ -156,16 +149,11 @@ func (s *Server) retryFax(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	was := j.Status
 	j, err := s.Engine.Retry(j.ID)
 	switch {
-	case errors.Is(err, engine.ErrDelivered):
-		writeErr(w, errf(http.StatusConflict, "already_delivered", "id", "the fax was delivered; it is never sent twice"))
-	case errors.Is(err, engine.ErrNoDocs):
-		writeErr(w, errf(http.StatusGone, "document_purged", "id", "the job's documents were purged after the retention period"))
-	case errors.Is(err, engine.ErrNotFailed):
-		writeErr(w, errf(http.StatusConflict, "not_retryable", "id", "only failed, cancelled or waiting jobs can be retried (status "+string(j.Status)+")"))
 	case err != nil:
-		writeErr(w, s.internal("storage_error", "could not queue the job again", err))
+		writeErr(w, s.answer(err, "id", "status "+string(was), "storage_error", "could not queue the job again"))
 	default:
 		writeJSON(w, http.StatusAccepted, j)
 	}

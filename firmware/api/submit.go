@@ -548,10 +548,7 @@ func (s *Server) create(fr *faxRequest) (*job.Job, bool, *Error) {
 // storeErr answers a failure to store a job: 507 on a full disk, else 500
 // storage_error without the internal details (logged).
 func (s *Server) storeErr(err error) *Error {
-	if errors.Is(err, store.ErrDiskFull) {
-		return errf(http.StatusInsufficientStorage, "disk_full", "", "the box's disk is full; nothing was accepted")
-	}
-	return s.internal("storage_error", "could not store the job", err)
+	return s.answer(err, "", "", "storage_error", "could not store the job")
 }
 
 // diskCheck refuses new work when the data disk is nearly full.
