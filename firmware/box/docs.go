@@ -11,6 +11,7 @@ import (
 
 	"github.com/faxbox/faxbox/firmware/clock"
 	"github.com/faxbox/faxbox/firmware/convert"
+	"github.com/faxbox/faxbox/firmware/engine"
 	"github.com/faxbox/faxbox/firmware/failure"
 	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/firmware/tiff"
@@ -25,7 +26,7 @@ type documents struct {
 	clk  clock.Clock
 }
 
-func (d documents) Convert(ctx context.Context, j *job.Job, inputs []string, out string) (int, failure.Code, error) {
+func (d documents) Convert(ctx context.Context, j *job.Job, inputs []engine.Input, out string) (int, failure.Code, error) {
 	if j.Kind == job.KindCall {
 		dst := filepath.Join(filepath.Dir(out), "message.wav")
 		switch {
@@ -44,8 +45,7 @@ func (d documents) Convert(ctx context.Context, j *job.Job, inputs []string, out
 	}
 	in := make([]convert.Input, len(inputs))
 	for i, p := range inputs {
-		typ := strings.TrimPrefix(filepath.Ext(p), ".")
-		in[i] = convert.Input{Path: p, Type: convert.Type(typ)}
+		in[i] = convert.Input{Path: p.Path, Type: convert.Type(p.Type)}
 	}
 	n, err := d.conv.Convert(ctx, in, out, convert.Options{
 		Resolution: j.Options.Resolution,

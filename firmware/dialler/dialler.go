@@ -149,12 +149,12 @@ type LineState struct {
 	Group   string     `json:"group"`
 	Index   int        `json:"index"` // 1-based
 	State   LineStatus `json:"state"`
-	JobID   string `json:"job_id,omitempty"`
-	To      string `json:"to,omitempty"`
-	Page    int    `json:"page,omitempty"`
-	Pages   int    `json:"pages,omitempty"`
-	Busy    bool   `json:"busied_out,omitempty"`
-	Healthy bool   `json:"healthy"`
+	JobID   string     `json:"job_id,omitempty"`
+	To      string     `json:"to,omitempty"`
+	Page    int        `json:"page,omitempty"`
+	Pages   int        `json:"pages,omitempty"`
+	Busy    bool       `json:"busied_out,omitempty"`
+	Healthy bool       `json:"healthy"`
 }
 
 // ID returns the line's id ("group/n").

@@ -43,7 +43,7 @@ func (e *Engine) readyLocked(en *entry, now time.Time) {
 		j.UpdatedAt = now
 		e.saveLocked(en)
 	}
-	group, err := e.sched.Route(j.To, j.Options.LineGroup)
+	group, err := e.routeLocked(en, now)
 	if err != nil {
 		evs := lifecycle.FailDocument(j, failure.NoLineForNumber, err.Error(), now)
 		e.endLocked(en, evs...)
@@ -396,4 +396,30 @@ func (e *Engine) prepareTIFF(req *dialler.Request, src, path, dir string, fail f
 	}
 	req.TIFF, req.Pages = path, pages
 	return true
+}
+
+// routeLocked returns the job's line group: the one chosen when it was
+// accepted while the configuration still has it and it still dials the
+// number; otherwise the job is routed again, and the change is recorded on
+// the job (Rerouted) and logged.
+func (e *Engine) routeLocked(en *entry, now time.Time) (string, error) {
+	j := en.rec.Job
+	if j.Group != "" && e.sched.Accepts(j.Group, j.To) {
+		return j.Group, nil
+	}
+	group, err := e.sched.Route(j.To, j.Options.LineGroup)
+	if err != nil {
+		return "", err
+	}
+	if j.Group != group {
+		if j.Group != "" {
+			e.log.Info("engine: the job's line group is gone or no longer dials its number; routed again",
+				"job", j.ID, "from", j.Group, "to", group)
+			j.Rerouted = j.Group
+		}
+		j.Group = group
+		j.UpdatedAt = now
+		e.saveLocked(en)
+	}
+	return group, nil
 }

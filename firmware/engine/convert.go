@@ -56,14 +56,11 @@ func (e *Engine) convertWorker() {
 		ctx, cancel := context.WithCancel(e.ctx)
 		en.cancelConv = cancel
 		jc := j.Clone()
-		paths := make([]string, len(en.rec.Paths))
 		dir := e.cfg.Store.DocDir(id)
-		for i, p := range en.rec.Paths {
-			paths[i] = filepath.Join(dir, p)
-		}
+		inputs := documentInputs(dir, en.rec.Paths, j.Files)
 		e.mu.Unlock()
 
-		pages, code, err := e.cfg.Docs.Convert(ctx, jc, paths, filepath.Join(dir, FaxFile))
+		pages, code, err := e.cfg.Docs.Convert(ctx, jc, inputs, filepath.Join(dir, FaxFile))
 		cancel()
 
 		e.mu.Lock()
@@ -87,4 +84,18 @@ func (e *Engine) convertWorker() {
 		}
 		e.mu.Unlock()
 	}
+}
+
+// documentInputs pairs a job's stored document paths (relative to dir) with
+// the types decided when they were accepted. Files and paths are in the same
+// order; a path without its file (a recording) has no type.
+func documentInputs(dir string, paths []string, files []job.File) []Input {
+	in := make([]Input, len(paths))
+	for i, p := range paths {
+		in[i].Path = filepath.Join(dir, p)
+		if i < len(files) {
+			in[i].Type = files[i].Type
+		}
+	}
+	return in
 }

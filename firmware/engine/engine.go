@@ -67,12 +67,20 @@ var (
 // FaxFile is the name of a job's converted document in its document directory.
 const FaxFile = "fax.tif"
 
+// Input is one of a job's documents as the converter gets it: its absolute
+// path, and its type as decided once, when the document was accepted (the
+// job's File.Type; "" for a recording).
+type Input struct {
+	Path string
+	Type string
+}
+
 // Documents converts and checks fax pages. Implemented over firmware/convert
 // and firmware/tiff; a test may fake it.
 type Documents interface {
 	// Convert renders the job's inputs (absolute paths, in order) into one
 	// TIFF-F at out and returns its page count, or a failure code.
-	Convert(ctx context.Context, j *job.Job, inputs []string, out string) (pages int, code failure.Code, err error)
+	Convert(ctx context.Context, j *job.Job, inputs []Input, out string) (pages int, code failure.Code, err error)
 	// Validate checks every page of a TIFF-F and returns the page count.
 	Validate(path string) (int, error)
 	// Extract writes pages from..N (1-based) of src to dst.

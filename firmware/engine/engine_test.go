@@ -21,7 +21,7 @@ import (
 // fakeDocs "converts" to a file holding the page count.
 type fakeDocs struct{ pages int }
 
-func (f fakeDocs) Convert(_ context.Context, j *job.Job, in []string, out string) (int, failure.Code, error) {
+func (f fakeDocs) Convert(_ context.Context, j *job.Job, in []Input, out string) (int, failure.Code, error) {
 	if j.To == "99990009" {
 		return 0, failure.DocumentUnreadable, fmt.Errorf("broken")
 	}

@@ -69,7 +69,7 @@ type countingDocs struct {
 	n  map[string]int
 }
 
-func (c *countingDocs) Convert(ctx context.Context, j *job.Job, in []string, out string) (int, failure.Code, error) {
+func (c *countingDocs) Convert(ctx context.Context, j *job.Job, in []Input, out string) (int, failure.Code, error) {
 	c.mu.Lock()
 	c.n[j.ID]++
 	c.mu.Unlock()
@@ -214,5 +214,48 @@ func TestCrashCutAnsweredAttemptCounts(t *testing.T) {
 	j := h2.wait(t, "fx_cut", job.Delivered)
 	if len(j.Attempts) != 2 || j.Attempts[0].AnsweredAt == nil || j.Dials != 2 {
 		t.Fatalf("dials %d over %d attempts (first answered: %v); want 2", j.Dials, len(j.Attempts), j.Attempts[0].AnsweredAt != nil)
+	}
+}
+
+// The line group chosen when a job was accepted is kept (not routed again);
+// when a configuration change takes it away, the job is routed again and
+// the change is recorded on the job.
+func TestStoredGroupKeptOrRerouted(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &upDialler{up: map[string]bool{}}
+	e, err := New(Config{Store: st, Docs: fakeDocs{pages: 1}, Workers: 1,
+		Groups:   []*scheduler.Group{{Name: "a", Channels: 1, Prefixes: []string{"555"}}, {Name: "b", Channels: 1, Prefixes: []string{"555"}}},
+		Diallers: map[string]dialler.Dialler{"a": d, "b": d}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.sink = e
+	e.Start(context.Background())
+	t.Cleanup(func() { e.Close(); st.Close() })
+	now := time.Now()
+	add := func(id, to, group string) {
+		j := &job.Job{ID: id, Kind: job.KindFax, To: to, Group: group, Status: job.Queued, CreatedAt: now, UpdatedAt: now,
+			MaxAttempts: 1, RetryInterval: job.Duration(time.Second), ExpireAt: now.Add(time.Hour)}
+		os.MkdirAll(st.DocDir(id), 0o750)
+		r, err := st.Create(&store.Record{Job: j, Paths: []string{"in-00.pdf"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Submit(r)
+	}
+	add("fx_kept", "5551234", "b")     // b, although a comes first in the config
+	add("fx_moved", "5559876", "gone") // its group is no longer configured
+	h := &harness{e: e, st: st}
+	kept := h.wait(t, "fx_kept", job.Dialing)
+	moved := h.wait(t, "fx_moved", job.Dialing)
+	if kept.Group != "b" || kept.LastAttempt().Line.Group != "b" || kept.Rerouted != "" {
+		t.Fatalf("kept: group %s, line %s, rerouted from %q", kept.Group, kept.LastAttempt().Line, kept.Rerouted)
+	}
+	if moved.Group != "a" || moved.Rerouted != "gone" || moved.LastAttempt().Line.Group != "a" {
+		t.Fatalf("moved: group %s, line %s, rerouted from %q", moved.Group, moved.LastAttempt().Line, moved.Rerouted)
 	}
 }

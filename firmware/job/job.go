@@ -173,28 +173,33 @@ type Compat struct {
 
 // Job is a fax to send and everything that happened to it.
 type Job struct {
-	ID             string     `json:"id"`
-	Kind           string     `json:"kind"`
-	ClientRef      string     `json:"client_ref,omitempty"`
-	To             string     `json:"to"`
-	Status         Status     `json:"status"`
-	Pages          int        `json:"pages"`
-	PagesConfirmed int        `json:"pages_confirmed"`
-	Priority       int        `json:"priority"`
-	MaxAttempts    int        `json:"max_attempts"`
-	RetryInterval  Duration   `json:"retry_interval"`
-	CallbackURL    string     `json:"callback_url,omitempty"`
-	Options        Options    `json:"options"`
-	Files          []File     `json:"files"`
-	ContentHash    string     `json:"-"`
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
-	SendAt         *time.Time `json:"send_at,omitempty"`
-	ExpireAt       time.Time  `json:"expire_at"`
-	NextAttemptAt  *time.Time `json:"next_attempt_at,omitempty"`
-	CompletedAt    *time.Time `json:"completed_at,omitempty"`
-	Dials          int        `json:"dials"` // calls placed
-	Tries          int        `json:"tries"` // calls that reached a fax machine
+	ID             string   `json:"id"`
+	Kind           string   `json:"kind"`
+	ClientRef      string   `json:"client_ref,omitempty"`
+	To             string   `json:"to"`
+	Status         Status   `json:"status"`
+	Pages          int      `json:"pages"`
+	PagesConfirmed int      `json:"pages_confirmed"`
+	Priority       int      `json:"priority"`
+	MaxAttempts    int      `json:"max_attempts"`
+	RetryInterval  Duration `json:"retry_interval"`
+	CallbackURL    string   `json:"callback_url,omitempty"`
+	Options        Options  `json:"options"`
+	// Group is the line group chosen for the job when it was accepted. A
+	// configuration change that takes it away, or makes it no longer dial
+	// To, routes the job again (recorded in Rerouted).
+	Group         string     `json:"group,omitempty"`
+	Rerouted      string     `json:"rerouted_from,omitempty"`
+	Files         []File     `json:"files"`
+	ContentHash   string     `json:"-"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	SendAt        *time.Time `json:"send_at,omitempty"`
+	ExpireAt      time.Time  `json:"expire_at"`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	CompletedAt   *time.Time `json:"completed_at,omitempty"`
+	Dials         int        `json:"dials"` // calls placed
+	Tries         int        `json:"tries"` // calls that reached a fax machine
 	// RetryBase is Dials when the job was last retried by hand: max_attempts
 	// counts the dials after it.
 	RetryBase int           `json:"retry_base,omitempty"`

@@ -113,6 +113,22 @@ func (s *Scheduler) Route(to, requested string) (string, error) {
 	return "", fmt.Errorf("%w: %s", ErrNoLine, to)
 }
 
+// Accepts reports whether the line group named group exists and dials to
+// (the test line only its own numbers, and its numbers nowhere else).
+func (s *Scheduler) Accepts(group, to string) bool {
+	g, ok := s.byName[group]
+	if !ok {
+		return false
+	}
+	num := strings.TrimPrefix(to, "+")
+	for _, t := range s.groups {
+		if t.Test && hasAnyPrefix(num, t.Prefixes) {
+			return t == g
+		}
+	}
+	return !g.Test && g.accepts(num)
+}
+
 func (g *Group) accepts(num string) bool {
 	return len(g.Prefixes) == 0 || hasAnyPrefix(num, g.Prefixes)
 }

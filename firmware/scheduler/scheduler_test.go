@@ -114,3 +114,23 @@ func ids(as []Assignment) []string {
 	}
 	return out
 }
+
+func TestAccepts(t *testing.T) {
+	s, err := New([]*Group{{Name: "test", Channels: 1, Prefixes: []string{"9999000"}, Test: true},
+		{Name: "local", Channels: 1, Prefixes: []string{"0", "+49"}}, {Name: "any", Channels: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		group, to string
+		want      bool
+	}{
+		{"local", "030123", true}, {"local", "+4930123", true}, {"local", "1234", false},
+		{"any", "1234", true}, {"any", "99990001", false}, {"test", "99990001", true},
+		{"test", "1234", false}, {"gone", "1234", false},
+	} {
+		if got := s.Accepts(c.group, c.to); got != c.want {
+			t.Errorf("Accepts(%s, %s) = %v, want %v", c.group, c.to, got, c.want)
+		}
+	}
+}
