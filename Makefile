@@ -68,7 +68,7 @@ fresh-check:
 # builds and the offline vendored build. The fast loop while working is
 # plain `go test ./...` (pure Go, no root, no lab: about a minute).
 TAGS ?= lab
-test: deps lab-setup lint cross vendor-check
+test: deps lab-setup lint cross vendor-check fresh-check
 	$(GO) test -race -tags $(TAGS) -count=1 -parallel 16 -timeout 60m $(PKGS)
 
 bench: deps

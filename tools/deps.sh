@@ -1,30 +1,97 @@
 #!/usr/bin/env bash
-# Installs the Debian packages faxbox and its tests need (idempotent), before
-# any test runs, so no two tests run apt at once. Fails loudly when a package
+# Installs the Debian 12 packages faxbox needs (idempotent), before anything
+# uses them, so no two tests run apt at once. Fails loudly when a package
 # cannot be installed.
+#
+#   tools/deps.sh run    what `make run` needs: the box's own tools
+#                        (ghostscript, tiff2pdf, prlimit, espeak-ng, sox),
+#                        CA certificates for https webhooks, and debootstrap
+#                        for the lab's Asterisk chroot
+#   tools/deps.sh test   run, plus what only the tests use (chromium, qemu,
+#                        OVMF, GRUB, genimage, a Debian kernel image with its
+#                        headers and source for the qemu guests, ...)
+#
+# Nothing is built for or installed into the host's running kernel: DAHDI's
+# tools (dahdi_cfg) live in the lab's chroot, not on the host.
+#
+# apt's package lists are refreshed before anything is installed and before
+# any version is decided (the test kernel's ABI comes from the fresh lists),
+# so stale lists never name a package the mirror no longer has. When
+# everything is installed already, apt is not run at all.
 set -euo pipefail
+mode=${1:-test}
+case $mode in run | test) ;; *) echo "usage: tools/deps.sh run|test" >&2; exit 2 ;; esac
 sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-updated=no
-update() { [ $updated = yes ] || { $sudo apt-get update -qq; updated=yes; }; }
+export DEBIAN_FRONTEND=noninteractive
+apt_opts=(-o DPkg::Lock::Timeout=600 -y -qq)
 
-abi=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-//p' | head -1)
-[ -n "$abi" ] || { update; abi=$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: linux-image-//p' | head -1); }
-[ -n "$abi" ] || { echo "deps: cannot tell Debian's kernel ABI (apt-cache depends linux-image-amd64)" >&2; exit 1; }
-major=$(echo "$abi" | cut -d. -f1,2)
+run_pkgs=(ghostscript libtiff-tools util-linux espeak-ng sox libsox-fmt-mp3 ca-certificates debootstrap)
+run_cmds=(gs tiffinfo tiff2pdf tiffcp prlimit espeak-ng sox debootstrap chroot mount)
+test_pkgs=(poppler-utils chromium genimage grub-efi-amd64-bin squashfs-tools mtools dosfstools ovmf e2fsprogs fdisk
+  qemu-system-x86 busybox-static cpio xz-utils make gcc git curl)
+test_cmds=(pdfinfo chromium qemu-system-x86_64 unshare genimage grub-mkimage mksquashfs sfdisk mkfs.vfat mcopy mdir
+  mke2fs debugfs blkid busybox cpio xz make gcc git curl)
 
-pkgs=(ghostscript libtiff-tools poppler-utils debootstrap chromium util-linux espeak-ng sox libsox-fmt-mp3
-  dahdi genimage grub-efi-amd64-bin squashfs-tools mtools dosfstools ovmf e2fsprogs fdisk
-  qemu-system-x86 busybox-static cpio make gcc "linux-image-$abi" "linux-headers-$abi" "linux-source-$major")
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "deps: installing ${missing[*]}" >&2
-  update
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+# abi prints the kernel ABI Debian's linux-image-amd64 currently depends on
+# (from apt's lists; empty when the lists do not know it).
+abi() { apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-//p' | head -1; }
+
+# kernel_pkgs prints the test kernel's packages for ABI $1.
+kernel_pkgs() { echo "linux-image-$1" "linux-headers-$1" "linux-source-$(echo "$1" | cut -d. -f1,2)"; }
+
+# kernel_set prints the test kernel's packages for the ABI the current
+# lists name.
+kernel_set() {
+  local a; a=$(abi)
+  if [ -n "$a" ]; then kernel_pkgs "$a"; else echo linux-image-amd64; fi
+}
+
+# missing prints the packages of its arguments that are not installed.
+missing() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+
+# apt_install installs the missing ones of its arguments; further apt-get
+# options come first, before "--".
+apt_install() {
+  local opts=() need
+  while [ "$1" != -- ]; do opts+=("$1"); shift; done; shift
+  need=$(missing "$@" | tr '\n' ' ')
+  [ -n "$need" ] || return 0
+  echo "deps: installing $need" >&2
+  # shellcheck disable=SC2086 # $need is a list of package names
+  $sudo env INITRD="${INITRD:-}" apt-get install "${apt_opts[@]}" "${opts[@]}" $need >/dev/null
+}
+
+todo=$(missing "${run_pkgs[@]}")
+# shellcheck disable=SC2046 # one word per package
+[ "$mode" = run ] || todo+=$(missing "${test_pkgs[@]}" $(kernel_set))
+if [ -n "$todo" ]; then
+  echo "deps: refreshing apt's package lists" >&2
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+  # The box's tools need none of their Recommends; the test tools (qemu,
+  # GRUB, ...) are installed as Debian recommends them. The test kernel
+  # only boots qemu guests, each with its own initrd: no Recommends
+  # (firmware, apparmor) and no initramfs built for it (INITRD=No).
+  apt_install --no-install-recommends -- "${run_pkgs[@]}"
+  if [ "$mode" = test ]; then
+    [ -n "$(abi)" ] || { echo "deps: cannot tell Debian's kernel ABI (apt-cache depends linux-image-amd64)" >&2; exit 1; }
+    apt_install -- "${test_pkgs[@]}"
+    # shellcheck disable=SC2046 # one word per package
+    INITRD=No apt_install --no-install-recommends -- $(kernel_set)
+  fi
 fi
-for c in gs tiffinfo tiff2pdf chromium prlimit espeak-ng sox qemu-system-x86_64 debootstrap dahdi_cfg unshare genimage grub-mkimage mksquashfs sfdisk; do
+
+cmds=("${run_cmds[@]}")
+[ "$mode" = run ] || cmds+=("${test_cmds[@]}")
+for c in "${cmds[@]}"; do
   command -v "$c" >/dev/null || { echo "deps: $c not found after install" >&2; exit 1; }
 done
-[ -f "/boot/vmlinuz-$abi" ] && [ -f "/usr/src/linux-source-$major.tar.xz" ] || { echo "deps: kernel image or source for $abi missing" >&2; exit 1; }
+if [ "$mode" = test ]; then
+  a=$(abi); major=$(echo "$a" | cut -d. -f1,2)
+  [ -f "/boot/vmlinuz-$a" ] && [ -f "/usr/src/linux-source-$major.tar.xz" ] && [ -d "/usr/src/linux-headers-$a" ] ||
+    { echo "deps: kernel image, headers or source for $a missing" >&2; exit 1; }
+fi

@@ -23,25 +23,22 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/faxbox/faxbox/tools/lab/labroot"
 )
 
 // DefaultRoot is where the chroot lives unless FAXBOX_LAB_ROOT says otherwise.
-const DefaultRoot = "/var/cache/faxbox-lab/root"
+const DefaultRoot = labroot.DefaultRoot
 
 // Packages installed in the chroot: Asterisk, and DAHDI (chan_dahdi,
 // dahdi_cfg, and the dahdi-linux source the qemu DAHDI test builds its
 // kernel modules from).
 var Packages = []string{"asterisk", "asterisk-modules", "asterisk-core-sounds-en", "asterisk-dahdi", "dahdi", "dahdi-source"}
 
-const marker = "/.faxbox-lab-ready"
+const marker = labroot.Marker
 
-// Root returns the chroot's path.
-func Root() string {
-	if r := os.Getenv("FAXBOX_LAB_ROOT"); r != "" {
-		return r
-	}
-	return DefaultRoot
-}
+// Root returns the chroot's path (labroot.Root).
+func Root() string { return labroot.Root() }
 
 // Mirror returns the Debian mirror from this machine's apt configuration.
 func Mirror() (string, error) {
@@ -60,10 +57,7 @@ func Mirror() (string, error) {
 }
 
 // Ready reports whether the chroot is set up.
-func Ready() bool {
-	_, err := os.Stat(Root() + marker)
-	return err == nil
-}
+func Ready() bool { return labroot.Ready() }
 
 // Setup builds the chroot if it is not there (idempotent; a half-finished
 // root is removed and redone). Progress goes to log.
@@ -80,7 +74,7 @@ func Setup(ctx context.Context, log io.Writer) error {
 	}
 	for _, c := range []string{"debootstrap", "chroot", "mount"} {
 		if _, err := exec.LookPath(c); err != nil {
-			return fmt.Errorf("lab: %s not found: run tools/deps.sh (make deps)", c)
+			return fmt.Errorf("lab: %s not found: run tools/deps.sh run (make deps-run)", c)
 		}
 	}
 	mirror, err := Mirror()
