@@ -1,79 +1,40 @@
 package api
 
 import (
-	"context"
+	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"strings"
 	"time"
+
+	"github.com/faxbox/faxbox/firmware/rules"
 )
 
 // The rules every entry point shares: result URLs, numbers a call may go to
 // and job times. /v1/faxes, /v1/calls, /faxservice/ and /callback all check
 // through these.
 
-// lookupTimeout bounds the name lookup of a result URL's host.
-const lookupTimeout = 2 * time.Second
-
-// checkURL accepts an absolute http(s) URL without credentials for field
-// (callback_url, returnUrl) whose host is not the box itself: a loopback,
-// link-local or unspecified address, or a name that resolves to one, is
-// refused unless webhook.allow_loopback. A name that does not resolve now is
-// accepted (the receiver may come up later). Hosts in numeric forms other
-// than a canonical IP address (127.1, 0x7f000001) are refused.
+// checkURL checks a result URL given in field (callback_url, returnUrl) by
+// rules.ResultURL; loopback and link-local targets only with
+// webhook.allow_loopback.
 func (s *Server) checkURL(field, v string) *Error {
-	bad := func(why string) *Error {
-		return errf(http.StatusBadRequest, "invalid_url", field, field+" must be an absolute http:// or https:// URL without credentials"+why)
-	}
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" || u.User != nil {
-		return bad("")
-	}
-	if s.Cfg.Webhook.AllowLoopback {
+	err := rules.ResultURL(v, s.Cfg.Webhook.AllowLoopback)
+	msg := field + " must be an absolute http:// or https:// URL without credentials"
+	switch {
+	case err == nil:
 		return nil
+	case errors.Is(err, rules.ErrLocal):
+		msg += ", not to the box itself (loopback or link-local; webhook.allow_loopback)"
+	case errors.Is(err, rules.ErrHost):
+		msg += ", with a host name or a canonical IP address"
 	}
-	local := ", not to the box itself (loopback or link-local; webhook.allow_loopback)"
-	host := strings.ToLower(u.Hostname())
-	if a, err := netip.ParseAddr(host); err == nil {
-		if localAddr(a) {
-			return bad(local)
-		}
-		return nil
-	}
-	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
-	last := labels[len(labels)-1]
-	if strings.Trim(last, "0123456789") == "" || strings.HasPrefix(last, "0x") {
-		return bad(", with a host name or a canonical IP address")
-	}
-	if last == "localhost" {
-		return bad(local)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
-	defer cancel()
-	addrs, _ := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	for _, a := range addrs {
-		if localAddr(a) {
-			return bad(local)
-		}
-	}
-	return nil
-}
-
-// localAddr reports addresses that reach the box itself or its link:
-// loopback, link-local, unspecified (0.0.0.0/8, ::).
-func localAddr(a netip.Addr) bool {
-	a = a.Unmap().WithZone("")
-	return a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() ||
-		a.IsUnspecified() || a.Is4() && a.As4()[0] == 0
+	return errf(http.StatusBadRequest, "invalid_url", field, msg)
 }
 
 // dialable checks a number a call may go to: digits, and not a denied
 // (international or premium-rate) prefix.
 func (s *Server) dialable(field, n string) *Error {
-	if !reNumber.MatchString(n) {
+	if rules.Number(n) != nil {
 		return errf(http.StatusBadRequest, "invalid_number", field, field+" must be 3 to 20 digits, optionally with a leading +")
 	}
 	return s.denied(field, n)
@@ -82,10 +43,8 @@ func (s *Server) dialable(field, n string) *Error {
 // denied refuses a number or extension that starts with one of
 // calls.deny_prefixes, whatever its length.
 func (s *Server) denied(field, n string) *Error {
-	for _, p := range s.Cfg.Calls.DenyPrefixes {
-		if p != "" && strings.HasPrefix(n, p) {
-			return errf(http.StatusUnprocessableEntity, "destination_not_allowed", field, field+" "+n+" is an international or premium-rate number ("+p+"…), which this box does not call")
-		}
+	if err := rules.Denied(n, s.Cfg.Calls.DenyPrefixes); err != nil {
+		return errf(http.StatusUnprocessableEntity, "destination_not_allowed", field, field+" "+n+" is an international or premium-rate number, which this box does not call: "+strings.TrimPrefix(err.Error(), "rules: "))
 	}
 	return nil
 }

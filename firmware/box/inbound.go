@@ -7,6 +7,7 @@ import (
 
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/firmware/job"
+	"github.com/faxbox/faxbox/firmware/rules"
 	"github.com/faxbox/faxbox/firmware/store"
 )
 
@@ -72,12 +73,7 @@ func (in *inbound) handle(caller string) {
 // allowDest says whether a caller may be connected to digits.
 func allowDest(c config.Config) func(string) bool {
 	return func(d string) bool {
-		for _, p := range c.Calls.DenyPrefixes {
-			if p != "" && strings.HasPrefix(d, p) {
-				return false
-			}
-		}
-		if len(d) < 3 || len(d) > 20 {
+		if rules.Dialable(d, c.Calls.DenyPrefixes) != nil {
 			return false
 		}
 		for _, p := range c.Calls.Callback.AllowPrefixes {
