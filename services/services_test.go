@@ -153,3 +153,23 @@ func TestDAHDI(t *testing.T) {
 		t.Error("a context that breaks chan_dahdi.conf was rendered")
 	}
 }
+
+// TestSendFAXOptions: t38=on requests T.38 itself (z) without audio; every
+// other attempt takes T.38 only when the far end asks and G.711 otherwise,
+// in the same call (f without z: the lab's G.711-only 101 failed every first
+// call with z).
+func TestSendFAXOptions(t *testing.T) {
+	files, err := Render(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := string(files["extensions.conf"])
+	for _, want := range []string{" same => n,SendFAX(${FAXBOX_FILE},dz)\n", " same => n(fallback),SendFAX(${FAXBOX_FILE},df)\n"} {
+		if !strings.Contains(ext, want) {
+			t.Errorf("extensions.conf lacks %q", strings.TrimSpace(want))
+		}
+	}
+	if n := strings.Count(ext, "SendFAX("); n != 2 {
+		t.Errorf("%d SendFAX in extensions.conf, want 2", n)
+	}
+}

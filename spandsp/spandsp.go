@@ -50,7 +50,7 @@ type Verdict struct {
 // generic FAXOPT(error) values of res_fax.
 var faxErrors = map[string]failure.Code{
 	"INIT_ERROR":           failure.FaxEngine,
-	"FILE_ERROR":           failure.DocumentUnreadable,
+	"FILE_ERROR":           failure.BoxDocumentAccess, // see fileError
 	"T38_NEG_ERROR":        failure.FaxT38Negotiation,
 	"HANGUP":               failure.FaxRemoteHangup,
 	"TIMEOUT":              failure.FaxTimeout,
@@ -93,7 +93,8 @@ var t30Texts = []struct {
 	{"too many errors", failure.FaxPageErrors},
 	{"rtn", failure.FaxPageErrors},
 	{"ecm", failure.FaxPageErrors},
-	{"tiff/f file cannot be opened", failure.DocumentUnreadable},
+	{"tiff/f", failure.DocumentUnreadable},
+	{"error reading file", failure.BoxDocumentAccess}, // res_fax's own access() check
 	{"file", failure.DocumentUnreadable},
 	{"t.38", failure.FaxT38Negotiation},
 	{"timed out", failure.FaxTimeout},
@@ -172,13 +173,31 @@ func Classify(o Outcome) Verdict {
 			break
 		}
 	}
-	if c, ok := faxErrors[strings.ToUpper(o.Error)]; ok && (!matched || c == failure.FaxT38Negotiation || c == failure.DocumentUnreadable) {
+	if c, ok := faxErrors[strings.ToUpper(o.Error)]; ok && (!matched || c == failure.FaxT38Negotiation) {
 		code = c
+	}
+	if strings.EqualFold(o.Error, "FILE_ERROR") {
+		code = fileError(st)
 	}
 	if code == failure.FaxRemoteHangup && o.Pages == 0 && strings.Contains(st, "dropped") {
 		code = failure.FaxRemoteNotFax
 	}
-	return verdict(code, raw, code != failure.FaxRemoteNotFax || o.Pages > 0)
+	reached := code != failure.FaxRemoteNotFax && code != failure.BoxDocumentAccess
+	return verdict(code, raw, reached || o.Pages > 0)
+}
+
+// fileError tells the two kinds of FILE_ERROR apart (st: the lower-case
+// FAXOPT(statusstr)). spandsp reports a TIFF it opened but cannot use with a
+// "TIFF/F ..." T.30 text: the document's fault. res_fax reports "error
+// reading file" when its access() check fails before any fax session: the
+// file is missing where Asterisk looks or Asterisk's user may not read it.
+// faxbox validates every TIFF before it dials, so that is the box's fault
+// (its data directory or permissions), never the document's.
+func fileError(st string) failure.Code {
+	if strings.Contains(st, "tiff/f") {
+		return failure.DocumentUnreadable
+	}
+	return failure.BoxDocumentAccess
 }
 
 func verdict(code failure.Code, raw string, reached bool) Verdict {

@@ -30,7 +30,11 @@ func TestClassify(t *testing.T) {
 		{"voice answered, G.711", Outcome{Answered: true, HaveResult: true, Status: "FAILED", Error: "HANGUP", StatusStr: "The call dropped prematurely"}, failure.FaxRemoteNotFax, false, None, true},
 		{"voice answered, no T.30 at all", Outcome{Answered: true, HaveResult: true, Status: "FAILED", Error: "HANGUP", StatusStr: "Timed out waiting for initial communication"}, failure.FaxRemoteNotFax, false, None, true},
 		{"corrupt TIFF after answer", Outcome{Answered: true, HaveResult: true, Status: "FAILED", Error: "FILE_ERROR", StatusStr: "TIFF/F file cannot be opened"}, failure.DocumentUnreadable, true, None, false},
-		{"missing file", Outcome{Answered: true, HaveResult: true, Status: "FAILED", Error: "FILE_ERROR"}, failure.DocumentUnreadable, true, None, false},
+		{"TIFF spandsp cannot use", Outcome{Answered: true, HaveResult: true, Status: "FAILED", Error: "FILE_ERROR", StatusStr: "TIFF/F format is not compatible"}, failure.DocumentUnreadable, true, None, false},
+		// res_fax's access() check before the session: the box's fault
+		// (lab: a data directory Asterisk cannot see), kept and retried.
+		{"Asterisk cannot read the validated TIFF", Outcome{Answered: true, HaveResult: true, Status: "FAILED", Error: "FILE_ERROR", StatusStr: "error reading file", HangupCause: 16}, failure.BoxDocumentAccess, false, None, true},
+		{"missing file, no text", Outcome{Answered: true, HaveResult: true, Status: "FAILED", Error: "FILE_ERROR"}, failure.BoxDocumentAccess, false, None, true},
 		{"DCN while waiting for DIS (lab 101 over T.38 attempt)", Outcome{Answered: true, HaveResult: true, Status: "FAILED", StatusStr: "Received a DCN while waiting for a DIS"}, failure.FaxProtocol, true, ECMOff, true},
 		{"hung up after page 1 (lab 105)", Outcome{Answered: true, HaveResult: true, Status: "FAILED", Error: "HANGUP", StatusStr: "Disconnected after permission to transmit", Pages: 1}, failure.FaxRemoteHangup, true, None, true},
 		{"no response to DCS", Outcome{Answered: true, HaveResult: true, Status: "FAILED", Error: "NEGOTIATION_ERROR", StatusStr: "Received no response to DCS or TCF"}, failure.FaxNegotiation, true, ECMOff, true},

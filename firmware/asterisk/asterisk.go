@@ -51,6 +51,12 @@ type Config struct {
 	SpoolDir string
 	// UID and GID own the call files (Asterisk's user); -1 keeps ours.
 	UID, GID int
+	// Documents is faxbox's documents directory. When set, New checks that
+	// Asterisk's user (UID, GID and UID's groups) can read the documents
+	// faxbox writes there; a failed check is reported by DocumentProblem,
+	// never fatal (DocumentProblem runs it again until it passes or a fax
+	// reads its file).
+	Documents string
 	// RingTimeout: how long a call may ring (default 45 s).
 	RingTimeout time.Duration
 	Log         *slog.Logger
@@ -71,6 +77,8 @@ type Dialler struct {
 	mu    sync.Mutex
 	calls map[string]*call // by attempt id
 	uids  map[string]*call // by Uniqueid
+
+	access docAccess // can Asterisk read faxbox's documents
 }
 
 type call struct {
@@ -112,7 +120,9 @@ func New(cfg Config, c *ami.Client, sink dialler.Sink) (*Dialler, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Dialler{cfg: cfg, c: c, sink: sink, calls: map[string]*call{}, uids: map[string]*call{}}, nil
+	d := &Dialler{cfg: cfg, c: c, sink: sink, calls: map[string]*call{}, uids: map[string]*call{}}
+	d.checkDocuments()
+	return d, nil
 }
 
 // channel returns the channel to dial for r.
@@ -588,6 +598,15 @@ func (d *Dialler) finish(c *call, r *dialler.Result) {
 	res.Channel = c.channel
 	res.AnsweredAt = c.answeredAt
 	res.EndedAt = time.Now()
+	if c.req.Kind != "call" {
+		d.observeAccess(c, res)
+	}
+	switch {
+	case c.t38:
+		res.Transport = "t38"
+	case c.sending || c.result != nil && o.Pages > 0:
+		res.Transport = "g711"
+	}
 	if d.cfg.Transport == "callfile" {
 		// Asterisk archives the call file with its own verdict
 		// (Completed = answered, not "fax delivered"; Expired; Failed).
@@ -598,12 +617,6 @@ func (d *Dialler) finish(c *call, r *dialler.Result) {
 			d.sink.Result(res)
 		}()
 		return
-	}
-	switch {
-	case c.t38:
-		res.Transport = "t38"
-	case c.sending || c.result != nil && o.Pages > 0:
-		res.Transport = "g711"
 	}
 	d.sink.Result(res)
 }

@@ -358,7 +358,7 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 	b.ami = client
 	for _, g := range need {
 		ac := asterisk.Config{Group: g.Name, Dial: g.Dial, Transport: g.Transport, SpoolDir: a.SpoolDir, RingTimeout: g.RingTimeout.D(), Log: o.Log,
-			PIN: cfg.Calls.Callback.PIN, AllowDest: allowDest(cfg), UID: -1, GID: -1}
+			PIN: cfg.Calls.Callback.PIN, AllowDest: allowDest(cfg), UID: -1, GID: -1, Documents: b.Store.DocDir("")}
 		if a.User != "" {
 			u, err := user.Lookup(a.User)
 			if err != nil {

@@ -47,6 +47,20 @@ const (
 	CallDestRefused      Code = "call.destination_refused"
 )
 
+// ClassBox is the class of the box outcomes: the box itself is at fault,
+// not the line, the far end or the document. They are retried without
+// counting against the job's max_attempts, and the box shows an alarm until
+// an attempt gets past the fault.
+const ClassBox = "box"
+
+// Box outcomes (ClassBox).
+const (
+	// BoxDocumentAccess: the box's Asterisk could not open a document
+	// faxbox had validated (the TIFF is missing where Asterisk looks, or
+	// Asterisk's user may not read it).
+	BoxDocumentAccess Code = "box.document_access"
+)
+
 // Document and job outcomes.
 const (
 	DocumentUnreadable   Code = "document.unreadable"
@@ -96,6 +110,8 @@ var table = map[Code]Info{
 	CallNotAcknowledged:  {Retryable: true, Message: "the call was answered but not acknowledged"},
 	CallPINRejected:      {Retryable: false, Message: "the caller entered a wrong PIN three times"},
 	CallDestRefused:      {Retryable: false, Message: "the destination is not allowed (premium, international or outside the allowed patterns)"},
+
+	BoxDocumentAccess: {Retryable: true, Message: "the box's Asterisk could not read the document file (permissions or data directory); the job waits until this is fixed"},
 
 	DocumentUnreadable:   {Retryable: false, Message: "the document could not be read"},
 	DocumentTooManyPages: {Retryable: false, Message: "the document has too many pages"},

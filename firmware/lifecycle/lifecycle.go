@@ -112,6 +112,11 @@ func Finish(j *job.Job, r dialler.Result, cancelled bool, p Policy, now time.Tim
 		events = []string{"call.answered", "call.attempt_failed"}
 	}
 	info := failure.Lookup(r.Code)
+	if r.Code.Class() == failure.ClassBox {
+		// The box's own fault (its Asterisk could not read the document):
+		// the dial does not count against max_attempts.
+		j.RetryBase = min(j.RetryBase+1, j.Dials)
+	}
 	switch {
 	case !info.Retryable:
 		fail(j, a.Error, now)

@@ -92,3 +92,34 @@ func TestFallbackLadder(t *testing.T) {
 		t.Fatalf("line failures moved the ladder: %+v", k.Fallback)
 	}
 }
+
+// TestBoxFaultKeepsTheJob: a dial that failed because the box's Asterisk
+// could not read the (validated) document keeps the job, whatever its
+// max_attempts, and does not use one up: once fixed, the job still has all
+// of them.
+func TestBoxFaultKeepsTheJob(t *testing.T) {
+	j := newJob(1) // the engine counted the dial
+	j.MaxAttempts = 1
+	r := dialler.Result{Code: failure.BoxDocumentAccess, Raw: "FAILED / FILE_ERROR / error reading file / ANSWER / cause 16", Answered: true}
+	evs := Finish(j, r, false, Policy{}, t0)
+	if j.Status != job.RetryWait || j.Error != nil || len(evs) != 1 || evs[0] != EventAttemptFailed {
+		t.Fatalf("status %s error %+v events %v; want retry_wait, no job error, one fax.attempt_failed", j.Status, j.Error, evs)
+	}
+	if j.NextAttemptAt == nil || j.NextAttemptAt.Sub(t0) != 5*time.Minute {
+		t.Errorf("next attempt %v, want the job's retry interval", j.NextAttemptAt)
+	}
+	if a := j.LastAttempt(); a.Error == nil || a.Error.Code != failure.BoxDocumentAccess || a.Error.Class != "box" || !a.Error.Retryable {
+		t.Errorf("attempt error %+v", a.Error)
+	}
+	if j.Tries != 0 || j.Fallback != (job.FallbackState{}) {
+		t.Errorf("tries %d, ladder %+v: a box fault is neither a try nor a step down the ladder", j.Tries, j.Fallback)
+	}
+	// Fixed: the next dial is the job's one real attempt; its failure
+	// ends the job as max_attempts 1 says.
+	j.Attempts = append(j.Attempts, job.Attempt{ID: "b", FirstPage: 1, StartedAt: t0, T38: true})
+	j.Dials++
+	Finish(j, dialler.Result{Code: failure.LineBusy}, false, Policy{}, t0.Add(6*time.Minute))
+	if j.Status != job.Failed || j.Error.Code != failure.LineBusy {
+		t.Fatalf("after the box fault, one busy: status %s error %+v; want failed line.busy", j.Status, j.Error)
+	}
+}

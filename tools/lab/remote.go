@@ -13,7 +13,8 @@ import (
 // The remote's numbers (the far end of the lab's trunk):
 //
 //	100  fax receiver, T.38 capable
-//	101  fax receiver, G.711 only (ReceiveFAX F: audio forced, T.38 refused)
+//	101  fax receiver, G.711 only (its calls arrive on an endpoint without
+//	     T.38: the box's T.38 re-INVITE is refused)
 //	102  busy
 //	103  rings, never answers
 //	104  answers with a voice prompt, not a fax
