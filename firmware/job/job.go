@@ -200,7 +200,8 @@ type Job struct {
 	CompletedAt   *time.Time `json:"completed_at,omitempty"`
 	Dials         int        `json:"dials"` // calls placed
 	Tries         int        `json:"tries"` // calls that reached a fax machine
-	// RetryBase is Dials when the job was last retried by hand: max_attempts
+	// RetryBase is Dials when the job was last retried by hand, plus the
+	// dials lost to the box's own faults (class box) since: max_attempts
 	// counts the dials after it.
 	RetryBase int           `json:"retry_base,omitempty"`
 	Attempts  []Attempt     `json:"attempts"`

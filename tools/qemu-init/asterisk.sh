@@ -141,6 +141,8 @@ for i in $(busybox seq 1 100); do
 done
 echo "FAXBOX-AST-AMI-CONNECTED $conn"
 echo "FAXBOX-AST-USER $(busybox ps -o user,comm | busybox awk '$2 == "asterisk" {print $1; exit}')"
+tok=$(sed -n '/"tokens"/{n;p;}' /var/lib/faxbox/faxbox.json | tr -d ' ",')
+echo "FAXBOX-AST-ALARMS $(busybox wget -q -O - --header "Authorization: Bearer $tok" http://127.0.0.1:8080/v1/status 2>/dev/null | busybox tr -d '\n' | grep -o '"alarms": *\[[^]]*]')"
 echo "FAXBOX-AST-FAXMOD $(/usr/sbin/asterisk -C /var/lib/faxbox/asterisk/asterisk.conf -rx 'module show like res_fax_spandsp' 2>/dev/null | grep -c 'res_fax_spandsp.so')"
 if [ -f /etc/faxbox/dahdi-test ]; then
   ast() { /usr/sbin/asterisk -C /var/lib/faxbox/asterisk/asterisk.conf -rx "$1" 2>/dev/null; }
