@@ -11,9 +11,7 @@ require (
 	github.com/warthog618/go-gpiosim v0.1.2
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/image v0.33.0
+	golang.org/x/sys v0.45.0
 )
 
-require (
-	github.com/pkg/errors v0.9.1 // indirect
-	golang.org/x/sys v0.45.0 // indirect
-)
+require github.com/pkg/errors v0.9.1 // indirect

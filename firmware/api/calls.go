@@ -36,10 +36,10 @@ var callForm = form{file: "play", fields: map[string]bool{
 
 // CallRequest is the JSON body of POST /v1/calls.
 type CallRequest struct {
-	Kind  string `json:"kind"`
-	Agent string `json:"agent"`
-	To    string `json:"to"`
-	Say   string `json:"say"`
+	Kind  job.CallKind `json:"kind"`
+	Agent string       `json:"agent"`
+	To    string       `json:"to"`
+	Say   string       `json:"say"`
 	// Play is the stored recording, set by the multipart reader only; a
 	// JSON body naming it is refused.
 	Play          string   `json:"play"`
@@ -59,7 +59,7 @@ func (s *Server) callJob(req CallRequest, now time.Time) (*job.Job, *Error) {
 	bad := func(field, code, msg string) (*job.Job, *Error) {
 		return nil, errf(http.StatusBadRequest, code, field, msg)
 	}
-	for field, v := range map[string]string{"kind": req.Kind, "agent": req.Agent, "to": req.To, "say": req.Say, "play": req.Play,
+	for field, v := range map[string]string{"kind": string(req.Kind), "agent": req.Agent, "to": req.To, "say": req.Say, "play": req.Play,
 		"confirm_digit": req.ConfirmDigit, "client_ref": req.ClientRef, "callback_url": req.CallbackURL, "retry_interval": req.RetryInterval, "send_at": req.SendAt} {
 		if controlChar(v) || !utf8.ValidString(v) {
 			return bad(field, "invalid_field", field+" contains control characters (CR, LF, ...)")
@@ -91,7 +91,9 @@ func (s *Server) callJob(req CallRequest, now time.Time) (*job.Job, *Error) {
 	if e := s.callOptions(req, j, now); e != nil {
 		return nil, e
 	}
-	if _, err := s.Engine.Route(j.To, ""); err != nil {
+	group, err := s.Engine.Route(j.To, "")
+	j.Group = group
+	if err != nil {
 		return nil, errf(http.StatusUnprocessableEntity, "no_line_for_number", "to", "no line can dial this number: "+err.Error())
 	}
 	return j, nil
@@ -368,7 +370,7 @@ func (s *Server) createCallMultipart(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, e)
 	}
 	f := sub.fields
-	req := CallRequest{Kind: f["kind"], Agent: f["agent"], To: f["to"], ConfirmDigit: f["confirm_digit"], ClientRef: f["client_ref"],
+	req := CallRequest{Kind: job.CallKind(f["kind"]), Agent: f["agent"], To: f["to"], ConfirmDigit: f["confirm_digit"], ClientRef: f["client_ref"],
 		CallbackURL: f["callback_url"], RetryInterval: f["retry_interval"], SendAt: f["send_at"], Say: f["say"]}
 	for k, dst := range map[string]*int{"repeat": &req.Repeat, "max_attempts": &req.MaxAttempts, "priority": &req.Priority} {
 		if v := f[k]; v != "" {
@@ -394,9 +396,5 @@ func (s *Server) createCallMultipart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j.ID = sub.id
-	if err := s.Store.SyncDocDir(j.ID); err != nil {
-		fail(s.storeErr(err))
-		return
-	}
 	s.submitCall(w, j, contentHash(f, sub.files))
 }

@@ -25,11 +25,11 @@ import (
 
 	"github.com/faxbox/faxbox/firmware/convert"
 	"github.com/faxbox/faxbox/firmware/job"
+	"github.com/faxbox/faxbox/firmware/rules"
 	"github.com/faxbox/faxbox/firmware/store"
 )
 
 var (
-	reNumber  = regexp.MustCompile(`^\+?[0-9]{3,20}$`)
 	reStation = regexp.MustCompile(`^[A-Za-z0-9 +.\-]{0,20}$`)
 	reRef     = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
 )
@@ -374,7 +374,7 @@ func (s *Server) validate(sub *submission, now time.Time) (*faxRequest, *Error) 
 	if to == "" {
 		return bad("to", "missing_field", "to is required")
 	}
-	if !reNumber.MatchString(to) {
+	if rules.Number(to) != nil {
 		return bad("to", "invalid_number", "to must be 3 to 20 digits, optionally with a leading +")
 	}
 	j := &job.Job{
@@ -437,7 +437,9 @@ func (s *Server) validate(sub *submission, now time.Time) (*faxRequest, *Error) 
 	if e := faxOptions(f, &j.Options); e != nil {
 		return nil, e
 	}
-	if _, err := s.Engine.Route(j.To, j.Options.LineGroup); err != nil {
+	group, err := s.Engine.Route(j.To, j.Options.LineGroup)
+	j.Group = group
+	if err != nil {
 		field := "to"
 		if j.Options.LineGroup != "" {
 			field = "line_group"
@@ -516,14 +518,11 @@ func parseDuration(v string) (time.Duration, error) {
 	return time.ParseDuration(v)
 }
 
-// create stores a validated job durably and hands it to the engine. It
-// returns the job and whether it already existed (same client_ref and
-// content).
+// create stores a validated job durably (its files, their directory and its
+// record: store.Create returns once all are on disk) and hands it to the
+// engine. It returns the job and whether it already existed (same client_ref
+// and content).
 func (s *Server) create(fr *faxRequest) (*job.Job, bool, *Error) {
-	if err := s.Store.SyncDocDir(fr.j.ID); err != nil {
-		s.Store.RemoveDocuments(fr.j.ID)
-		return nil, false, s.storeErr(err)
-	}
 	rec := &store.Record{Job: fr.j, Hash: fr.hash, Paths: fr.paths}
 	got, err := s.Store.Create(rec)
 	if errors.Is(err, store.ErrRefExists) {

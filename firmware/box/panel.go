@@ -158,7 +158,7 @@ func (b *Box) panelAction(a panel.Action, hooks PanelHooks) {
 		}
 	case "retry_failed":
 		since := b.Clock.Now().Add(-24 * time.Hour)
-		for _, kind := range []string{job.KindFax, job.KindCall} {
+		for _, kind := range []job.Kind{job.KindFax, job.KindCall} {
 			items, _, err := b.Store.List(store.Filter{Kind: kind, Status: job.Failed, Since: since, Limit: 500})
 			if err != nil {
 				log.Warn("panel: retry", "err", err)
@@ -231,9 +231,6 @@ func (b *Box) selfTest() {
 	id := job.NewFaxID()
 	body := "faxbox self-test\n" + now.UTC().Format(time.RFC3339) + "\n"
 	size, sum, err := b.Store.WriteDocument(id, "in-00.text", strings.NewReader(body), 1<<20)
-	if err == nil {
-		err = b.Store.SyncDocDir(id)
-	}
 	if err != nil {
 		b.Store.RemoveDocuments(id)
 		log.Error("panel: self-test", "err", err)

@@ -18,8 +18,9 @@ var ErrTooLarge = errors.New("store: document too large")
 var ErrDiskFull = errors.New("store: disk full")
 
 // WriteDocument copies at most limit bytes of r into name inside job id's
-// document directory and fsyncs the file. It returns the size and the SHA-256.
-// On any error the partial file is removed.
+// document directory. It returns the size and the SHA-256. The file is not
+// synced here: Create makes it durable together with the job's record. On
+// any error the partial file is removed.
 func (s *DB) WriteDocument(id, name string, r io.Reader, limit int64) (int64, string, error) {
 	dir := s.DocDir(id)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -35,9 +36,6 @@ func (s *DB) WriteDocument(id, name string, r io.Reader, limit int64) (int64, st
 	if err == nil && n > limit {
 		err = ErrTooLarge
 	}
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -51,28 +49,8 @@ func (s *DB) WriteDocument(id, name string, r io.Reader, limit int64) (int64, st
 	return n, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// SyncDocDir fsyncs job id's document directory and its parent, making the
-// new files' names durable.
-func (s *DB) SyncDocDir(id string) error {
-	for _, d := range []string{s.DocDir(id), s.docs} {
-		if err := syncDir(d); err != nil {
-			return diskErr(fmt.Errorf("store: sync %s: %w", d, err))
-		}
-	}
-	return nil
-}
-
 // RemoveDocuments deletes job id's document directory.
 func (s *DB) RemoveDocuments(id string) error { return os.RemoveAll(s.DocDir(id)) }
-
-func syncDir(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
 
 func diskErr(err error) error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {

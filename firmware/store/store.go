@@ -3,9 +3,10 @@
 // data directory.
 //
 // Contracts:
-//   - A job's documents are written and fsynced (files and directory) before
-//     the transaction that creates the job commits (WriteDocument, then
-//     Create).
+//   - A new job is durable when Create returns: its documents (written with
+//     WriteDocument), their directory entries and its record are on disk, and
+//     the documents were synced before the record's transaction committed.
+//     Concurrent Creates share one sync and one transaction (group commit).
 //   - Put writes a job and the webhook deliveries its change produced in one
 //     transaction: a result and its notification are durable together.
 //   - A job carries a version; Put never replaces a newer version with an
@@ -21,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/job"
@@ -87,6 +89,9 @@ type Options struct {
 	// Retention: a job's documents are purged this long after it ends
 	// (0: never).
 	Retention time.Duration
+	// syncDocs, when set, replaces the sync of the documents that Create's
+	// group commit runs before its transaction (tests).
+	syncDocs func() error
 }
 
 // DB is an open data directory.
@@ -95,6 +100,9 @@ type DB struct {
 	dir       string
 	docs      string
 	retention time.Duration
+	commits   *committer
+	closeOnce sync.Once
+	docsFile  *os.File // held open for syncfs's error reporting (nil with NoSync or syncDocs)
 }
 
 // Open opens (creating if needed) the data directory dir.
@@ -126,11 +134,33 @@ func Open(dir string, o Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: init %s: %w", path, err)
 	}
-	return &DB{db: db, dir: dir, docs: docs, retention: o.Retention}, nil
+	s := &DB{db: db, dir: dir, docs: docs, retention: o.Retention}
+	syncDocs := o.syncDocs
+	switch {
+	case syncDocs != nil:
+	case o.NoSync:
+		syncDocs = func() error { return nil }
+	default:
+		if syncDocs, s.docsFile, err = syncFS(docs); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	s.startCommitter(syncDocs)
+	return s, nil
 }
 
-// Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+// Close waits for the group commit under way, then closes the database.
+// Creates after Close return ErrClosed.
+func (s *DB) Close() error {
+	s.closeOnce.Do(func() {
+		s.commits.stop()
+		if s.docsFile != nil {
+			s.docsFile.Close()
+		}
+	})
+	return s.db.Close()
+}
 
 // Dir returns the data directory.
 func (s *DB) Dir() string { return s.dir }
@@ -153,46 +183,7 @@ func (s *DB) nextSeq(tx *bolt.Tx) uint64 {
 	return n
 }
 
-func refKey(kind, ref string) []byte { return []byte(kind + "\x00" + ref) }
-
-// Create stores a new job (its documents already written). When the job has
-// a client_ref already used for the same kind, it stores nothing and returns
-// the existing record with ErrRefExists.
-func (s *DB) Create(r *Record) (*Record, error) {
-	var existing *Record
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		existing = nil
-		j := r.Job
-		if j.ClientRef != "" {
-			if id := tx.Bucket(bRefs).Get(refKey(j.Kind, j.ClientRef)); id != nil {
-				rec, err := getTx(tx, string(id))
-				if err != nil {
-					return err
-				}
-				existing = rec
-				return nil
-			}
-			if err := tx.Bucket(bRefs).Put(refKey(j.Kind, j.ClientRef), []byte(j.ID)); err != nil {
-				return err
-			}
-		}
-		j.Seq = s.nextSeq(tx)
-		if err := addCount(tx, kTotal, 1); err != nil {
-			return err
-		}
-		if r.Version == 0 {
-			r.Version = 1
-		}
-		return s.putTx(tx, r, nil)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: create %s: %w", r.Job.ID, err)
-	}
-	if existing != nil {
-		return existing, ErrRefExists
-	}
-	return r, nil
-}
+func refKey(kind job.Kind, ref string) []byte { return []byte(string(kind) + "\x00" + ref) }
 
 // CreateMany stores many new jobs in one transaction (bulk import); a
 // client_ref already in use is an error for the whole batch.
@@ -373,7 +364,7 @@ func (s *DB) Active() ([]*Record, error) {
 
 // Filter selects jobs for List.
 type Filter struct {
-	Kind      string
+	Kind      job.Kind
 	Status    job.Status
 	ClientRef string
 	Since     time.Time
