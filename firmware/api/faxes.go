@@ -52,7 +52,7 @@ type List struct {
 func (s *Server) listFaxes(w http.ResponseWriter, r *http.Request) { s.list(w, r, job.KindFax) }
 
 // list serves GET /v1/faxes and /v1/calls.
-func (s *Server) list(w http.ResponseWriter, r *http.Request, kind string) {
+func (s *Server) list(w http.ResponseWriter, r *http.Request, kind job.Kind) {
 	q := r.URL.Query()
 	f := store.Filter{Kind: kind, ClientRef: q.Get("client_ref"), Cursor: q.Get("cursor"), Limit: 50}
 	if v := q.Get("status"); v != "" {
@@ -101,14 +101,14 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, kind string) {
 }
 
 // job finds job {id} of kind, or answers 404.
-func (s *Server) job(w http.ResponseWriter, r *http.Request, kind string) (*job.Job, bool) {
+func (s *Server) job(w http.ResponseWriter, r *http.Request, kind job.Kind) (*job.Job, bool) {
 	id := r.PathValue("id")
 	j, err := s.Engine.Get(id)
 	if err == nil && j.Kind != kind {
 		err = engine.ErrNotFound
 	}
 	if err != nil {
-		writeErr(w, s.answer(err, "id", kind+" job "+strconv.Quote(id), "storage_error", "could not read the job"))
+		writeErr(w, s.answer(err, "id", string(kind)+" job "+strconv.Quote(id), "storage_error", "could not read the job"))
 		return nil, false
 	}
 	return j, true
@@ -127,7 +127,7 @@ func (s *Server) getFax(w http.ResponseWriter, r *http.Request) {
 func (s *Server) cancelFax(w http.ResponseWriter, r *http.Request) { s.cancel(w, r, job.KindFax) }
 
 // cancel serves DELETE /v1/faxes/{id} and /v1/calls/{id}.
-func (s *Server) cancel(w http.ResponseWriter, r *http.Request, kind string) {
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request, kind job.Kind) {
 	j, ok := s.job(w, r, kind)
 	if !ok {
 		return

@@ -128,7 +128,7 @@ func New(cfg Config, c *ami.Client, sink dialler.Sink) (*Dialler, error) {
 // channel returns the channel to dial for r.
 func (d *Dialler) channel(r dialler.Request) string {
 	ch := fmt.Sprintf(d.cfg.Dial, strings.TrimPrefix(r.To, "+"))
-	if !r.T38 && strings.HasPrefix(ch, "PJSIP/") && strings.Contains(ch, "@") {
+	if r.Fax != nil && !r.Fax.T38 && strings.HasPrefix(ch, "PJSIP/") && strings.Contains(ch, "@") {
 		ch += "-g711" // the trunk's G.711-only endpoint (services/)
 	}
 	return ch
@@ -143,33 +143,34 @@ func yesno(b bool) string {
 
 // vars validates r and returns the channel variables of the contract.
 func vars(r dialler.Request) ([][2]string, error) {
+	f := r.Fax
 	if !reDigits.MatchString(r.To) {
 		return nil, fmt.Errorf("%w: number %q", ErrInvalid, r.To)
 	}
 	if !reID.MatchString(r.AttemptID) || !reID.MatchString(r.JobID) {
 		return nil, fmt.Errorf("%w: id %q/%q", ErrInvalid, r.AttemptID, r.JobID)
 	}
-	if !rePath.MatchString(r.TIFF) || strings.Contains(r.TIFF, "..") {
-		return nil, fmt.Errorf("%w: file %q", ErrInvalid, r.TIFF)
+	if !rePath.MatchString(f.TIFF) || strings.Contains(f.TIFF, "..") {
+		return nil, fmt.Errorf("%w: file %q", ErrInvalid, f.TIFF)
 	}
-	rate := r.MaxRate
+	rate := f.MaxRate
 	if rate == 0 {
 		rate = 14400
 	}
 	switch rate {
 	case 2400, 4800, 7200, 9600, 12000, 14400:
 	default:
-		return nil, fmt.Errorf("%w: rate %d", ErrInvalid, r.MaxRate)
+		return nil, fmt.Errorf("%w: rate %d", ErrInvalid, f.MaxRate)
 	}
-	station := strings.TrimSpace(reText.ReplaceAllString(r.StationID, " "))
+	station := strings.TrimSpace(reText.ReplaceAllString(f.StationID, " "))
 	if len(station) > 20 {
 		station = station[:20]
 	}
 	return [][2]string{
-		{"FAXBOX_ATTEMPT", r.AttemptID}, {"FAXBOX_JOB", r.JobID}, {"FAXBOX_FILE", r.TIFF},
-		{"FAXBOX_ECM", yesno(r.ECM)}, {"FAXBOX_MAXRATE", strconv.Itoa(rate)},
-		{"FAXBOX_FALLBACK", yesno(r.AudioFallback || !r.T38)}, {"FAXBOX_STATION", station},
-		{"FAXBOX_TIMEOUT", strconv.Itoa(60 + 60*max(r.Pages, 1))},
+		{"FAXBOX_ATTEMPT", r.AttemptID}, {"FAXBOX_JOB", r.JobID}, {"FAXBOX_FILE", f.TIFF},
+		{"FAXBOX_ECM", yesno(f.ECM)}, {"FAXBOX_MAXRATE", strconv.Itoa(rate)},
+		{"FAXBOX_FALLBACK", yesno(f.AudioFallback || !f.T38)}, {"FAXBOX_STATION", station},
+		{"FAXBOX_TIMEOUT", strconv.Itoa(60 + 60*max(f.Pages, 1))},
 		// The header is drawn on the pages by faxbox's converter, numbered
 		// across the whole document even when resuming: none from spandsp.
 		{"FAXBOX_HEADER", ""},
@@ -184,31 +185,32 @@ func (d *Dialler) callVars(r dialler.Request) (string, string, [][2]string, erro
 	}
 	to := fmt.Sprintf(d.cfg.Dial, strings.TrimPrefix(r.To, "+"))
 	vs := [][2]string{{"FAXBOX_ATTEMPT", r.AttemptID}, {"FAXBOX_JOB", r.JobID}}
-	switch r.CallKind {
-	case "click2call":
-		if !reDigits.MatchString(r.Agent) {
-			return "", "", nil, fmt.Errorf("%w: agent %q", ErrInvalid, r.Agent)
+	c := r.Call
+	switch c.Kind {
+	case job.CallClick2Call:
+		if !reDigits.MatchString(c.Agent) {
+			return "", "", nil, fmt.Errorf("%w: agent %q", ErrInvalid, c.Agent)
 		}
 		vs = append(vs, [2]string{"FAXBOX_DIAL", to}, [2]string{"FAXBOX_RING", strconv.Itoa(int(d.cfg.RingTimeout.Seconds()))},
 			[2]string{"FAXBOX_TIMEOUT", "3600"})
-		return fmt.Sprintf(d.cfg.Dial, strings.TrimPrefix(r.Agent, "+")), "c2c", vs, nil
-	case "callback":
+		return fmt.Sprintf(d.cfg.Dial, strings.TrimPrefix(c.Agent, "+")), "c2c", vs, nil
+	case job.CallCallback:
 		return to, "cb", vs, nil
-	case "message":
-		if !rePath.MatchString(r.Sound) || strings.Contains(r.Sound, "..") {
-			return "", "", nil, fmt.Errorf("%w: sound %q", ErrInvalid, r.Sound)
+	case job.CallMessage:
+		if !rePath.MatchString(c.Sound) || strings.Contains(c.Sound, "..") {
+			return "", "", nil, fmt.Errorf("%w: sound %q", ErrInvalid, c.Sound)
 		}
-		if r.Repeat < 1 || r.Repeat > 9 {
-			return "", "", nil, fmt.Errorf("%w: repeat %d", ErrInvalid, r.Repeat)
+		if c.Repeat < 1 || c.Repeat > 9 {
+			return "", "", nil, fmt.Errorf("%w: repeat %d", ErrInvalid, c.Repeat)
 		}
-		if r.ConfirmDigit != "" && !strings.Contains("0123456789*#", r.ConfirmDigit) || len(r.ConfirmDigit) > 1 {
-			return "", "", nil, fmt.Errorf("%w: confirm digit %q", ErrInvalid, r.ConfirmDigit)
+		if c.ConfirmDigit != "" && !strings.Contains("0123456789*#", c.ConfirmDigit) || len(c.ConfirmDigit) > 1 {
+			return "", "", nil, fmt.Errorf("%w: confirm digit %q", ErrInvalid, c.ConfirmDigit)
 		}
-		vs = append(vs, [2]string{"FAXBOX_SOUND", r.Sound}, [2]string{"FAXBOX_REPEAT", strconv.Itoa(r.Repeat)},
-			[2]string{"FAXBOX_DIGIT", r.ConfirmDigit}, [2]string{"FAXBOX_TIMEOUT", strconv.Itoa(60 + 60*r.Repeat)})
+		vs = append(vs, [2]string{"FAXBOX_SOUND", c.Sound}, [2]string{"FAXBOX_REPEAT", strconv.Itoa(c.Repeat)},
+			[2]string{"FAXBOX_DIGIT", c.ConfirmDigit}, [2]string{"FAXBOX_TIMEOUT", strconv.Itoa(60 + 60*c.Repeat)})
 		return to, "msg", vs, nil
 	}
-	return "", "", nil, fmt.Errorf("%w: call kind %q", ErrInvalid, r.CallKind)
+	return "", "", nil, fmt.Errorf("%w: call kind %q", ErrInvalid, c.Kind)
 }
 
 // Dial originates the attempt (or spools its call file) and returns.
@@ -220,7 +222,10 @@ func (d *Dialler) Dial(ctx context.Context, r dialler.Request) error {
 		context = "faxbox-send"
 		exten   = "send"
 	)
-	if r.Kind == "call" {
+	if err := r.Check(); err != nil {
+		return err
+	}
+	if r.Call != nil {
 		channel, exten, vs, err = d.callVars(r)
 		context = "faxbox-call"
 	} else {
@@ -375,7 +380,7 @@ func (d *Dialler) Resync(ctx context.Context) {
 	}
 	d.mu.Unlock()
 	for _, c := range lost {
-		if c.req.Kind != "call" && d.storedResult(ctx, c) {
+		if c.req.Call == nil && d.storedResult(ctx, c) {
 			d.finish(c, nil)
 			continue
 		}
@@ -410,7 +415,7 @@ func faxResult(c *call, o spandsp.Outcome) dialler.Result {
 // Kept implements dialler.Keeper: the result of a fax attempt whose call
 // ended while faxbox was not running, from what the dialplan kept in AstDB.
 func (d *Dialler) Kept(ctx context.Context, r dialler.Request) (dialler.Result, bool) {
-	if r.Kind == job.KindCall {
+	if r.Call != nil {
 		return dialler.Result{}, false // only fax results are kept
 	}
 	c := &call{req: r, cause: -1, reason: -1}
@@ -533,7 +538,7 @@ func (d *Dialler) Handle(m ami.Message) {
 		case "FAX Transmission In Progress":
 			if !c.sending {
 				c.sending = true
-				prog = &dialler.Progress{State: dialler.StateSending, Page: 1, Pages: c.req.Pages}
+				prog = &dialler.Progress{State: dialler.StateSending, Page: 1, Pages: c.req.Fax.Pages}
 			}
 		}
 	case "UserEvent":
@@ -585,7 +590,7 @@ func (d *Dialler) finish(c *call, r *dialler.Result) {
 	o := outcome(c)
 	d.mu.Unlock()
 	var res dialler.Result
-	if r == nil && c.req.Kind == "call" {
+	if r == nil && c.req.Call != nil {
 		cr := callResult(c, o)
 		r = &cr
 	}
@@ -598,7 +603,7 @@ func (d *Dialler) finish(c *call, r *dialler.Result) {
 	res.Channel = c.channel
 	res.AnsweredAt = c.answeredAt
 	res.EndedAt = time.Now()
-	if c.req.Kind != "call" {
+	if c.req.Call == nil {
 		d.observeAccess(c, res)
 	}
 	switch {
@@ -655,7 +660,7 @@ func callResult(c *call, o spandsp.Outcome) dialler.Result {
 	if !c.answered {
 		v := spandsp.Classify(spandsp.Outcome{DialStatus: o.DialStatus, HangupCause: o.HangupCause, Reason: o.Reason})
 		code := v.Code
-		if c.req.CallKind == "click2call" && (code == failure.LineNoAnswer || code == failure.LineBusy) {
+		if c.req.Call.Kind == job.CallClick2Call && (code == failure.LineNoAnswer || code == failure.LineBusy) {
 			code = failure.CallAgentNoAnswer
 		}
 		return dialler.Result{Code: code, Raw: v.Raw}
@@ -666,7 +671,7 @@ func callResult(c *call, o spandsp.Outcome) dialler.Result {
 		return r
 	}
 	r.Raw = "dial status " + c.result.Get("DialStatus") + ", hangup cause " + c.result.Get("HangupCause")
-	switch c.req.CallKind {
+	switch c.req.Call.Kind {
 	case "click2call":
 		switch c.result.Get("DialStatus") {
 		case "ANSWER":
@@ -697,8 +702,8 @@ func callResult(c *call, o spandsp.Outcome) dialler.Result {
 		}
 	case "message":
 		r.Digit = c.result.Get("Digit")
-		if c.req.ConfirmDigit != "" {
-			if r.Digit == c.req.ConfirmDigit {
+		if c.req.Call.ConfirmDigit != "" {
+			if r.Digit == c.req.Call.ConfirmDigit {
 				r.Acked = true
 			} else {
 				r.Code = failure.CallNotAcknowledged

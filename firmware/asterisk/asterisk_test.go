@@ -9,7 +9,8 @@ import (
 )
 
 func req() dialler.Request {
-	return dialler.Request{AttemptID: "at_01abc", JobID: "fx_01abc", To: "100", TIFF: "/var/lib/faxbox/documents/fx_01abc/fax.tif", Pages: 2, ECM: true, T38: true, StationID: "ACME 030"}
+	return dialler.Request{AttemptID: "at_01abc", JobID: "fx_01abc", To: "100",
+		Fax: &dialler.FaxSpec{TIFF: "/var/lib/faxbox/documents/fx_01abc/fax.tif", Pages: 2, ECM: true, T38: true, StationID: "ACME 030"}}
 }
 
 // TestHostileValuesNeverReachAsterisk: every value that would reach an
@@ -21,12 +22,12 @@ func TestHostileValuesNeverReachAsterisk(t *testing.T) {
 		"dialplan in number":    func(r *dialler.Request) { r.To = "${SHELL(id)}" },
 		"ampersand in number":   func(r *dialler.Request) { r.To = "100&PJSIP/999" },
 		"comma in number":       func(r *dialler.Request) { r.To = "100,t" },
-		"relative file":         func(r *dialler.Request) { r.TIFF = "fax.tif" },
-		"dotdot file":           func(r *dialler.Request) { r.TIFF = "/var/lib/faxbox/../../etc/passwd" },
-		"dialplan in file":      func(r *dialler.Request) { r.TIFF = "/tmp/${SHELL(id)}.tif" },
-		"comma in file":         func(r *dialler.Request) { r.TIFF = "/tmp/a,b.tif" },
+		"relative file":         func(r *dialler.Request) { r.Fax.TIFF = "fax.tif" },
+		"dotdot file":           func(r *dialler.Request) { r.Fax.TIFF = "/var/lib/faxbox/../../etc/passwd" },
+		"dialplan in file":      func(r *dialler.Request) { r.Fax.TIFF = "/tmp/${SHELL(id)}.tif" },
+		"comma in file":         func(r *dialler.Request) { r.Fax.TIFF = "/tmp/a,b.tif" },
 		"newline in attempt id": func(r *dialler.Request) { r.AttemptID = "at_1\nAction: Command" },
-		"bad rate":              func(r *dialler.Request) { r.MaxRate = 1234 },
+		"bad rate":              func(r *dialler.Request) { r.Fax.MaxRate = 1234 },
 	} {
 		r := req()
 		mod(&r)
@@ -35,7 +36,7 @@ func TestHostileValuesNeverReachAsterisk(t *testing.T) {
 		}
 	}
 	r := req()
-	r.StationID = "A${SHELL(x)},B\r\n"
+	r.Fax.StationID = "A${SHELL(x)},B\r\n"
 	vs, err := vars(r)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +57,7 @@ func TestChannelChoice(t *testing.T) {
 	if ch := d.channel(r); ch != "PJSIP/100@trunk" {
 		t.Errorf("T.38: %s", ch)
 	}
-	r.T38 = false
+	r.Fax.T38 = false
 	if ch := d.channel(r); ch != "PJSIP/100@trunk-g711" {
 		t.Errorf("G.711: %s", ch)
 	}

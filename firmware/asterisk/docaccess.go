@@ -203,8 +203,8 @@ func (d *Dialler) observeAccess(c *call, res dialler.Result) {
 	switch {
 	case res.Code == failure.BoxDocumentAccess:
 		d.cfg.Log.Error("asterisk: Asterisk could not read a validated document: the job is kept and retried, the alarm is up until a fax reads its file",
-			"component", "asterisk", "group", d.cfg.Group, "attempt", c.req.AttemptID, "job", c.req.JobID, "file", c.req.TIFF, "raw", res.Raw)
-		d.access.set(fmt.Sprintf("Asterisk could not read %s (attempt %s): %s", c.req.TIFF, c.req.AttemptID, res.Raw), false)
+			"component", "asterisk", "group", d.cfg.Group, "attempt", c.req.AttemptID, "job", c.req.JobID, "file", c.req.Fax.TIFF, "raw", res.Raw)
+		d.access.set(fmt.Sprintf("Asterisk could not read %s (attempt %s): %s", c.req.Fax.TIFF, c.req.AttemptID, res.Raw), false)
 	case c.t38 || c.sending || res.OK():
 		d.access.set("", false)
 	}

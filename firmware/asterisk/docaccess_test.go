@@ -157,7 +157,7 @@ func TestFileErrorRaisesTheAlarm(t *testing.T) {
 	if r := s.last(t); r.Code != failure.BoxDocumentAccess || r.ReachedFax {
 		t.Fatalf("result %+v, want box.document_access, not a try", r)
 	}
-	if p := DocumentProblem(ds); !strings.Contains(p, "error reading file") || !strings.Contains(p, req().TIFF) {
+	if p := DocumentProblem(ds); !strings.Contains(p, "error reading file") || !strings.Contains(p, req().Fax.TIFF) {
 		t.Fatalf("DocumentProblem = %q, want the file and Asterisk's text", p)
 	}
 	time.Sleep(time.Millisecond) // observations are ordered by time

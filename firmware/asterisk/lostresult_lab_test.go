@@ -137,8 +137,8 @@ func TestResultKeptWhileManagerDown(t *testing.T) {
 		}
 	}()
 
-	if err := dd.Dial(ctx, dialler.Request{AttemptID: "at_lost_1", JobID: "fx_lost", To: "100", Line: lab.TrunkName, TIFF: tif,
-		FirstPage: 1, Pages: 1, TotalPages: 1, StationID: "FAXBOX LAB", ECM: true, T38: true}); err != nil {
+	if err := dd.Dial(ctx, dialler.Request{AttemptID: "at_lost_1", JobID: "fx_lost", To: "100", Line: lab.TrunkName,
+		Fax: &dialler.FaxSpec{TIFF: tif, FirstPage: 1, Pages: 1, TotalPages: 1, StationID: "FAXBOX LAB", ECM: true, T38: true}}); err != nil {
 		t.Fatal(err)
 	}
 	for p := range sink.prog {

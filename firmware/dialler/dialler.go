@@ -16,6 +16,7 @@ package dialler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/job"
@@ -27,31 +28,59 @@ import (
 // have in progress.
 var ErrUnknownAttempt = errors.New("dialler: unknown attempt")
 
-// Request is one fax attempt.
+// ErrRequest is returned by Request.Check for a request that is neither
+// exactly a fax nor exactly a call.
+var ErrRequest = errors.New("dialler: a request is a fax or a call")
+
+// Request is one attempt: what every attempt has, and exactly one of Fax
+// (send pages) or Call (a call job's call).
 type Request struct {
-	AttemptID  string // unique; Asterisk ChannelId / call file name
-	JobID      string
-	To         string // digits, optionally a leading +; validated before here
-	Line       string // line group name
+	AttemptID string // unique; Asterisk ChannelId / call file name
+	JobID     string
+	To        string // digits, optionally a leading +; validated before here
+	Line      string // line group name
+	Fax       *FaxSpec
+	Call      *CallSpec
+}
+
+// FaxSpec is what a fax attempt sends and how.
+type FaxSpec struct {
 	TIFF       string // absolute path of the TIFF-F holding the pages to send
 	FirstPage  int    // 1-based page of the document the TIFF starts at
 	Pages      int    // pages in TIFF
 	TotalPages int    // pages in the whole document
 	StationID  string
-	HeaderInfo string
 	ECM        bool
 	T38        bool // offer T.38; when false send G.711 audio only
 	MaxRate    int  // 0 = engine default (14400)
 	// AudioFallback lets a T.38 sender fall back to G.711 audio (SendFAX f).
 	AudioFallback bool
+}
 
-	// Calls (Kind "call"): To is the number this attempt calls.
-	Kind         string // "" or "fax" for a fax; "call"
-	CallKind     string // click2call|message
+// CallSpec is what a call attempt does; the Request's To is the number it
+// calls.
+type CallSpec struct {
+	Kind         job.CallKind
 	Agent        string // click2call: rings first
 	Sound        string // message: absolute path of the 8 kHz WAV, without extension
 	Repeat       int
 	ConfirmDigit string
+}
+
+// Kind returns the kind of job the request belongs to.
+func (r Request) Kind() job.Kind {
+	if r.Call != nil {
+		return job.KindCall
+	}
+	return job.KindFax
+}
+
+// Check reports ErrRequest unless exactly one of Fax and Call is set.
+func (r Request) Check() error {
+	if (r.Fax == nil) == (r.Call == nil) {
+		return fmt.Errorf("%w: attempt %s", ErrRequest, r.AttemptID)
+	}
+	return nil
 }
 
 // State of an attempt as the line sees it.

@@ -167,11 +167,16 @@ func (e *Engine) startAttemptLocked(en *entry, as scheduler.Assignment) {
 // dialled, and again when it is recovered after a restart (Reconcile, Kept).
 // The TIFF is set by dial.
 func (e *Engine) request(j *job.Job, a *job.Attempt) dialler.Request {
-	req := dialler.Request{
-		AttemptID:     a.ID,
-		JobID:         j.ID,
-		To:            j.To,
-		Line:          a.Line.Group,
+	req := dialler.Request{AttemptID: a.ID, JobID: j.ID, To: j.To, Line: a.Line.Group}
+	if j.Kind == job.KindCall && j.Call != nil {
+		req.To = j.CallNumber(a.N)
+		req.Call = &dialler.CallSpec{Kind: j.Call.Kind, Agent: j.Call.Agent, Repeat: j.Call.Repeat, ConfirmDigit: j.Call.ConfirmDigit}
+		if j.Call.Say != "" || j.Call.Play != "" {
+			req.Call.Sound = filepath.Join(e.cfg.Store.DocDir(j.ID), "message")
+		}
+		return req
+	}
+	req.Fax = &dialler.FaxSpec{
 		FirstPage:     a.FirstPage,
 		TotalPages:    j.Pages,
 		StationID:     firstNonEmpty(j.Options.StationID, e.cfg.StationID),
@@ -179,14 +184,6 @@ func (e *Engine) request(j *job.Job, a *job.Attempt) dialler.Request {
 		T38:           a.T38,
 		MaxRate:       a.MaxRate,
 		AudioFallback: j.Options.T38 != "on",
-	}
-	if j.Kind == job.KindCall && j.Call != nil {
-		req.Kind, req.CallKind = job.KindCall, j.Call.Kind
-		req.To = j.CallNumber(a.N)
-		req.Agent, req.Repeat, req.ConfirmDigit = j.Call.Agent, j.Call.Repeat, j.Call.ConfirmDigit
-		if j.Call.Say != "" || j.Call.Play != "" {
-			req.Sound = filepath.Join(e.cfg.Store.DocDir(j.ID), "message")
-		}
 	}
 	return req
 }
@@ -213,8 +210,8 @@ func (e *Engine) dial(en *entry, d dialler.Dialler, req dialler.Request, durable
 	}
 	dir := e.cfg.Store.DocDir(req.JobID)
 	src := filepath.Join(dir, FaxFile)
-	if req.Kind != job.KindCall {
-		if !e.prepareTIFF(&req, src, src, dir, fail) {
+	if req.Fax != nil {
+		if !e.prepareTIFF(req.Fax, req.AttemptID, src, dir, fail) {
 			return
 		}
 	}
@@ -227,7 +224,9 @@ func (e *Engine) dial(en *entry, d dialler.Dialler, req dialler.Request, durable
 		}
 		return
 	}
-	en.attemptTIF = req.TIFF
+	if req.Fax != nil {
+		en.attemptTIF = req.Fax.TIFF
+	}
 	en.dialIssued = true
 	e.mu.Unlock()
 
@@ -374,9 +373,10 @@ func (e *Engine) Result(r dialler.Result) {
 
 // prepareTIFF cuts the pages an attempt still has to send and validates the
 // file right before dialling; on failure it reports the attempt's result.
-func (e *Engine) prepareTIFF(req *dialler.Request, src, path, dir string, fail func(failure.Code, string)) bool {
+func (e *Engine) prepareTIFF(req *dialler.FaxSpec, attemptID, src, dir string, fail func(failure.Code, string)) bool {
+	path := src
 	if req.FirstPage > 1 {
-		path = filepath.Join(dir, "attempt-"+req.AttemptID+".tif")
+		path = filepath.Join(dir, "attempt-"+attemptID+".tif")
 		if _, err := e.cfg.Docs.Extract(src, path, req.FirstPage); err != nil {
 			fail(failure.DocumentUnreadable, "extract pages: "+err.Error())
 			return false

@@ -16,7 +16,7 @@ const (
 
 // IDPrefix returns the prefix ("fx_", "cl_") of the ids of kind's jobs, or
 // "" for an unknown kind.
-func IDPrefix(kind string) string {
+func IDPrefix(kind Kind) string {
 	switch kind {
 	case KindFax:
 		return prefixFax + "_"

@@ -43,21 +43,32 @@ func (s Status) Valid() bool {
 // Active reports whether an attempt is in progress on a line.
 func (s Status) Active() bool { return s == Dialing || s == Sending }
 
-// Kind of job.
+// Kind is what a job is: a fax to send or a call to place.
+type Kind string
+
+// Kinds of job.
 const (
-	KindFax  = "fax"
-	KindCall = "call"
+	KindFax  Kind = "fax"
+	KindCall Kind = "call"
 )
+
+// CallKind is what a call job does.
+type CallKind string
 
 // Call kinds.
 const (
-	CallClick2Call = "click2call"
-	CallMessage    = "message"
+	// CallClick2Call rings Agent first, then dials To and bridges them.
+	CallClick2Call CallKind = "click2call"
+	// CallMessage speaks or plays a message to To.
+	CallMessage CallKind = "message"
+	// CallCallback calls back a caller who rang the callback number and
+	// offers them a line out (PIN, then a destination).
+	CallCallback CallKind = "callback"
 )
 
 // CallSpec describes a call job: click-to-call, a spoken or played message, or an inbound callback.
 type CallSpec struct {
-	Kind string `json:"kind"` // click2call|message
+	Kind CallKind `json:"kind"`
 	// click2call: Agent rings first; once answered, To is dialled and
 	// bridged.
 	Agent string `json:"agent,omitempty"`
@@ -174,7 +185,7 @@ type Compat struct {
 // Job is a fax to send and everything that happened to it.
 type Job struct {
 	ID             string   `json:"id"`
-	Kind           string   `json:"kind"`
+	Kind           Kind     `json:"kind"`
 	ClientRef      string   `json:"client_ref,omitempty"`
 	To             string   `json:"to"`
 	Status         Status   `json:"status"`

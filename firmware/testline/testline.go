@@ -60,6 +60,9 @@ func (l *Line) step() time.Duration {
 
 // Dial starts a simulated call.
 func (l *Line) Dial(_ context.Context, r dialler.Request) error {
+	if r.Fax == nil {
+		r.Fax = &dialler.FaxSpec{} // a call on the test line: answered, nothing to send
+	}
 	num := strings.TrimPrefix(r.To, "+")
 	if !strings.HasPrefix(num, l.Prefix) {
 		return fmt.Errorf("testline: %s is not a test number (prefix %s)", r.To, l.Prefix)
@@ -117,21 +120,21 @@ func (l *Line) sendPage(c *call) {
 	c.page++
 	page := c.page
 	l.mu.Unlock()
-	l.Sink.Progress(dialler.Progress{AttemptID: c.r.AttemptID, State: dialler.StateSending, Page: page, Pages: c.r.Pages, Transport: "test", At: l.Clock.Now()})
+	l.Sink.Progress(dialler.Progress{AttemptID: c.r.AttemptID, State: dialler.StateSending, Page: page, Pages: c.r.Fax.Pages, Transport: "test", At: l.Clock.Now()})
 	l.after(c, l.PageTime, func() { l.pageDone(c, page) })
 }
 
 func (l *Line) pageDone(c *call, page int) {
-	if l.outcome(c) == "5" && c.r.FirstPage == 1 && page == 1 && c.r.Pages > 1 {
+	if l.outcome(c) == "5" && c.r.Fax.FirstPage == 1 && page == 1 && c.r.Fax.Pages > 1 {
 		l.finish(c, dialler.Result{Code: failure.FaxRemoteHangup, Answered: true, ReachedFax: true, PagesSent: 1,
 			Raw: "Disconnected after permission to transmit (test line: hung up after page 1)"})
 		return
 	}
-	if page < c.r.Pages {
+	if page < c.r.Fax.Pages {
 		l.sendPage(c)
 		return
 	}
-	l.finish(c, dialler.Result{Answered: true, ReachedFax: true, PagesSent: c.r.Pages, BitRate: 14400, ECM: c.r.ECM,
+	l.finish(c, dialler.Result{Answered: true, ReachedFax: true, PagesSent: c.r.Fax.Pages, BitRate: 14400, ECM: c.r.Fax.ECM,
 		RemoteStationID: "FAXBOX TEST", Raw: "OK"})
 }
 

@@ -58,9 +58,9 @@ func Start(t *testing.T, mod func(*config.Config)) *Env {
 
 // Jobs returns every stored job of kind (job.KindFax or job.KindCall), up
 // to 500.
-func (e *Env) Jobs(t *testing.T, kind string) []job.Job {
+func (e *Env) Jobs(t *testing.T, kind job.Kind) []job.Job {
 	t.Helper()
-	path := map[string]string{job.KindFax: "/v1/faxes", job.KindCall: "/v1/calls"}[kind]
+	path := map[job.Kind]string{job.KindFax: "/v1/faxes", job.KindCall: "/v1/calls"}[kind]
 	if path == "" {
 		t.Fatalf("testbox: no job kind %q", kind)
 	}
