@@ -88,7 +88,6 @@ var Modules = []string{
 var (
 	safeWord = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 	safePath = regexp.MustCompile(`^/[A-Za-z0-9/_.-]{0,255}$`)
-	safeText = regexp.MustCompile(`^[A-Za-z0-9 +.:/()_@-]{0,64}$`)
 )
 
 type view struct {

@@ -30,12 +30,6 @@ import (
 
 const token = "lab-test-token"
 
-var (
-	labOnce sync.Once
-	theLab  *lab.Lab
-	labErr  error
-)
-
 // env is a faxbox wired to the real Asterisk lab (box + remote instances).
 type env struct {
 	l   *lab.Lab

@@ -3,7 +3,6 @@ package lab
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -150,5 +149,3 @@ func (i *Instance) CLI(command string) (string, error) {
 func (i *Instance) Running() bool {
 	return i.cmd != nil && i.cmd.Process != nil && alive(i.cmd.Process.Pid)
 }
-
-var errNotUp = errors.New("lab: not up")
