@@ -48,17 +48,7 @@ func (g *gate) sync() error {
 
 func openWith(t *testing.T, dir string, syncDocs func() error) *DB {
 	t.Helper()
-	s, err := Open(dir, Options{Timeout: 100 * time.Millisecond, syncDocs: syncDocs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Close()
-		if err := CheckDir(dir); err != nil {
-			t.Errorf("after the test: %v", err)
-		}
-	})
-	return s
+	return openOpts(t, dir, Options{Timeout: 100 * time.Millisecond, syncDocs: syncDocs})
 }
 
 // createAsync writes a document for id and starts its Create; the result

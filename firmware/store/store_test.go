@@ -14,7 +14,14 @@ import (
 
 func open(t *testing.T, dir string) *DB {
 	t.Helper()
-	s, err := Open(dir, Options{Timeout: 100 * time.Millisecond, Retention: time.Hour})
+	return openOpts(t, dir, Options{Timeout: 100 * time.Millisecond, Retention: time.Hour})
+}
+
+// openOpts opens dir with o and checks the database's consistency after the
+// test.
+func openOpts(t *testing.T, dir string, o Options) *DB {
+	t.Helper()
+	s, err := Open(dir, o)
 	if err != nil {
 		t.Fatal(err)
 	}
