@@ -108,7 +108,7 @@ func (e *Engine) expireJob(id string) {
 }
 
 // endLocked saves a terminal job and forgets it.
-func (e *Engine) endLocked(en *entry, evs ...string) <-chan error {
+func (e *Engine) endLocked(en *entry, evs ...job.Event) <-chan error {
 	stopTimer(&en.wake)
 	stopTimer(&en.expire)
 	delete(e.entries, en.rec.Job.ID)
@@ -140,7 +140,7 @@ func (e *Engine) startAttemptLocked(en *entry, as scheduler.Assignment) {
 		N:         len(j.Attempts) + 1,
 		Line:      job.LineAt(as.Group, as.Line),
 		StartedAt: now,
-		Result:    "in_progress",
+		Result:    job.AttemptInProgress,
 		FirstPage: j.PagesConfirmed + 1,
 		T38:       t38,
 		MaxRate:   j.Fallback.MaxRate,

@@ -89,7 +89,7 @@ type Documents interface {
 
 // Outbox turns a job change into webhook deliveries (none when the job has no
 // callback).
-type Outbox func(j *job.Job, events []string) []*store.Delivery
+type Outbox func(j *job.Job, events []job.Event) []*store.Delivery
 
 // Config wires an Engine.
 type Config struct {
@@ -159,7 +159,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Workers = 1
 	}
 	if cfg.Outbox == nil {
-		cfg.Outbox = func(*job.Job, []string) []*store.Delivery { return nil }
+		cfg.Outbox = func(*job.Job, []job.Event) []*store.Delivery { return nil }
 	}
 	if cfg.Deliver == nil {
 		cfg.Deliver = func([]*store.Delivery) {}
@@ -230,7 +230,7 @@ func stopTimer(t *clock.Timer) {
 
 // save queues the entry's job (with a new version) and deliveries for the
 // events; it returns the commit's result channel.
-func (e *Engine) saveLocked(en *entry, evs ...string) <-chan error {
+func (e *Engine) saveLocked(en *entry, evs ...job.Event) <-chan error {
 	en.rec.Version++
 	j := en.rec.Job.Clone()
 	rec := &store.Record{Job: j, Version: en.rec.Version, Hash: en.rec.Hash, Paths: en.rec.Paths}

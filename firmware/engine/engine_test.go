@@ -50,7 +50,7 @@ func (f fakeDocs) Extract(src, dst string, from int) (int, error) {
 type recorder struct {
 	mu    sync.Mutex
 	dials map[string]int
-	evs   map[string][]string
+	evs   map[string][]job.Event
 	inner dialler.Dialler
 	max   map[string]int // concurrent calls per number
 	cur   map[string]int
@@ -100,14 +100,14 @@ func start(t *testing.T, dir string, channels int) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{st: st, rec: &recorder{dials: map[string]int{}, evs: map[string][]string{}, max: map[string]int{}, cur: map[string]int{}}}
+	h := &harness{st: st, rec: &recorder{dials: map[string]int{}, evs: map[string][]job.Event{}, max: map[string]int{}, cur: map[string]int{}}}
 	sink := &sinkFn{e: &h.e, rec: h.rec}
 	h.rec.inner = testline.New("9999000", 20*time.Millisecond, clock.Real{}, sink)
 	e, err := New(Config{
 		Store: st, Docs: fakeDocs{pages: 3}, Workers: 2,
 		Groups:   []*scheduler.Group{{Name: "test", Channels: channels, Prefixes: []string{"9999000"}, Test: true}},
 		Diallers: map[string]dialler.Dialler{"test": h.rec},
-		Outbox: func(j *job.Job, evs []string) []*store.Delivery {
+		Outbox: func(j *job.Job, evs []job.Event) []*store.Delivery {
 			h.rec.mu.Lock()
 			h.rec.evs[j.ID] = append(h.rec.evs[j.ID], evs...)
 			h.rec.mu.Unlock()
@@ -289,7 +289,7 @@ func TestCallingWindow(t *testing.T) {
 	loc := time.UTC
 	clk := clock.NewFake(time.Date(2026, 11, 23, 7, 30, 0, 0, loc))
 	w, _ := scheduler.ParseWindow("08:00-20:00")
-	rec := &recorder{dials: map[string]int{}, evs: map[string][]string{}, max: map[string]int{}, cur: map[string]int{}}
+	rec := &recorder{dials: map[string]int{}, evs: map[string][]job.Event{}, max: map[string]int{}, cur: map[string]int{}}
 	var e *Engine
 	sink := &sinkFn{e: &e, rec: rec}
 	rec.inner = testline.New("9999000", time.Second, clk, sink)

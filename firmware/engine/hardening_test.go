@@ -87,7 +87,7 @@ func TestSubmitBeforeStartQueuedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	docs := &countingDocs{fakeDocs: fakeDocs{pages: 1}, n: map[string]int{}}
-	rec := &recorder{dials: map[string]int{}, evs: map[string][]string{}, max: map[string]int{}, cur: map[string]int{}}
+	rec := &recorder{dials: map[string]int{}, evs: map[string][]job.Event{}, max: map[string]int{}, cur: map[string]int{}}
 	var e *Engine
 	rec.inner = testline.New("9999000", 20*time.Millisecond, clock.Real{}, &sinkFn{e: &e, rec: rec})
 	e, err = New(Config{Store: st, Docs: docs, Workers: 4,

@@ -148,18 +148,18 @@ func NewError(c failure.Code, raw string) *Error {
 
 // Attempt is one dial of a job.
 type Attempt struct {
-	ID         string     `json:"id"`
-	N          int        `json:"n"`
-	Line       LineID     `json:"line"`
-	Channel    string     `json:"channel,omitempty"`
-	StartedAt  time.Time  `json:"started_at"`
-	AnsweredAt *time.Time `json:"answered_at,omitempty"`
-	EndedAt    *time.Time `json:"ended_at,omitempty"`
-	Result     string     `json:"result,omitempty"` // delivered|failed|in_progress
-	Error      *Error     `json:"error,omitempty"`
-	FirstPage  int        `json:"first_page"`         // 1-based page of the document this attempt started at
-	PagesSent  int        `json:"pages_sent"`         // pages the remote confirmed in this attempt
-	BitRate    int        `json:"bit_rate,omitempty"` // negotiated
+	ID         string        `json:"id"`
+	N          int           `json:"n"`
+	Line       LineID        `json:"line"`
+	Channel    string        `json:"channel,omitempty"`
+	StartedAt  time.Time     `json:"started_at"`
+	AnsweredAt *time.Time    `json:"answered_at,omitempty"`
+	EndedAt    *time.Time    `json:"ended_at,omitempty"`
+	Result     AttemptResult `json:"result,omitempty"`
+	Error      *Error        `json:"error,omitempty"`
+	FirstPage  int           `json:"first_page"`         // 1-based page of the document this attempt started at
+	PagesSent  int           `json:"pages_sent"`         // pages the remote confirmed in this attempt
+	BitRate    int           `json:"bit_rate,omitempty"` // negotiated
 	// ECM: error correction was asked for (Asterisk does not report whether
 	// the far end agreed).
 	ECM             bool   `json:"ecm"`

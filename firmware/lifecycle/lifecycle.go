@@ -4,21 +4,12 @@
 package lifecycle
 
 import (
-	"strings"
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/firmware/dialler"
 	"github.com/faxbox/faxbox/firmware/failure"
 	"github.com/faxbox/faxbox/firmware/job"
-)
-
-// Webhook event names.
-const (
-	EventDelivered     = "fax.delivered"
-	EventFailed        = "fax.failed"
-	EventAttemptFailed = "fax.attempt_failed"
-	EventCancelled     = "fax.cancelled"
 )
 
 // Policy holds the per-cause retry intervals (zero: the job's own interval).
@@ -51,7 +42,7 @@ func (p Policy) Interval(j *job.Job, code failure.Code) time.Duration {
 // next state. cancelled says the user cancelled while the call was up: unless
 // the fax went through, the job ends cancelled. It returns the events to
 // deliver, in order.
-func Finish(j *job.Job, r dialler.Result, cancelled bool, p Policy, now time.Time) []string {
+func Finish(j *job.Job, r dialler.Result, cancelled bool, p Policy, now time.Time) []job.Event {
 	a := j.LastAttempt()
 	end := r.EndedAt
 	if end.IsZero() {
@@ -86,30 +77,30 @@ func Finish(j *job.Job, r dialler.Result, cancelled bool, p Policy, now time.Tim
 		a.Digit, a.TalkSeconds = r.Digit, r.TalkSeconds
 	}
 	if r.OK() {
-		a.Result = "delivered"
+		a.Result = job.AttemptDelivered
 		j.PagesConfirmed = j.Pages
 		j.Status = job.Delivered
 		j.Error = nil
 		j.CompletedAt = &now
 		if j.Kind == job.KindCall {
 			if r.Acked {
-				return []string{"call.answered", "call.acknowledged"}
+				return []job.Event{job.EventCallAnswered, job.EventCallAcknowledged}
 			}
-			return []string{"call.answered", "call.completed"}
+			return []job.Event{job.EventCallAnswered, job.EventCallCompleted}
 		}
-		return []string{EventDelivered}
+		return []job.Event{job.EventFaxDelivered}
 	}
-	a.Result = "failed"
+	a.Result = job.AttemptFailed
 	a.Error = job.NewError(r.Code, r.Raw)
 	if cancelled {
 		j.Status = job.Cancelled
 		j.Error = job.NewError(failure.JobCancelled, "")
 		j.CompletedAt = &now
-		return []string{kindEvent(j, EventCancelled)}
+		return []job.Event{job.EventFaxCancelled.For(j.Kind)}
 	}
-	events := []string{kindEvent(j, EventAttemptFailed)}
+	events := []job.Event{job.EventFaxAttemptFailed.For(j.Kind)}
 	if r.Answered && j.Kind == job.KindCall {
-		events = []string{"call.answered", "call.attempt_failed"}
+		events = []job.Event{job.EventCallAnswered, job.EventCallAttemptFailed}
 	}
 	info := failure.Lookup(r.Code)
 	if r.Code.Class() == failure.ClassBox {
@@ -138,17 +129,9 @@ func Finish(j *job.Job, r dialler.Result, cancelled bool, p Policy, now time.Tim
 		j.NextAttemptAt = &next
 	}
 	if j.Status == job.Failed {
-		events = append(events, kindEvent(j, EventFailed))
+		events = append(events, job.EventFaxFailed.For(j.Kind))
 	}
 	return events
-}
-
-// kindEvent turns a fax event name into the job kind's ("call.failed").
-func kindEvent(j *job.Job, ev string) string {
-	if j.Kind == job.KindCall {
-		return "call." + strings.TrimPrefix(ev, "fax.")
-	}
-	return ev
 }
 
 func fail(j *job.Job, e *job.Error, now time.Time) {
@@ -176,7 +159,7 @@ func Fallback(j *job.Job, a *job.Attempt, code failure.Code) {
 }
 
 // Expire ends a job that could not be sent by its expire_at.
-func Expire(j *job.Job, now time.Time) []string {
+func Expire(j *job.Job, now time.Time) []job.Event {
 	raw := ""
 	if a := j.LastAttempt(); a != nil && a.Error != nil {
 		raw = string(a.Error.Code)
@@ -184,22 +167,22 @@ func Expire(j *job.Job, now time.Time) []string {
 	fail(j, job.NewError(failure.JobExpired, raw), now)
 	j.UpdatedAt = now
 	j.NextAttemptAt = nil
-	return []string{kindEvent(j, EventFailed)}
+	return []job.Event{job.EventFaxFailed.For(j.Kind)}
 }
 
 // FailDocument ends a job whose document could not be converted.
-func FailDocument(j *job.Job, code failure.Code, raw string, now time.Time) []string {
+func FailDocument(j *job.Job, code failure.Code, raw string, now time.Time) []job.Event {
 	fail(j, job.NewError(code, raw), now)
 	j.UpdatedAt = now
-	return []string{kindEvent(j, EventFailed)}
+	return []job.Event{job.EventFaxFailed.For(j.Kind)}
 }
 
 // Cancel ends a job that is not in a call.
-func Cancel(j *job.Job, now time.Time) []string {
+func Cancel(j *job.Job, now time.Time) []job.Event {
 	j.Status = job.Cancelled
 	j.Error = job.NewError(failure.JobCancelled, "")
 	j.CompletedAt = &now
 	j.UpdatedAt = now
 	j.NextAttemptAt = nil
-	return []string{kindEvent(j, EventCancelled)}
+	return []job.Event{job.EventFaxCancelled.For(j.Kind)}
 }

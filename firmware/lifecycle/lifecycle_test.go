@@ -25,18 +25,18 @@ func TestFinish(t *testing.T) {
 		r         dialler.Result
 		cancelled bool
 		status    job.Status
-		events    []string
+		events    []job.Event
 		next      time.Duration
 		confirmed int
 	}{
-		{"delivered", 1, dialler.Result{PagesSent: 3, ReachedFax: true}, false, job.Delivered, []string{EventDelivered}, 0, 3},
-		{"busy retries after the busy interval", 1, dialler.Result{Code: failure.LineBusy}, false, job.RetryWait, []string{EventAttemptFailed}, time.Minute, 0},
-		{"no answer uses the job interval", 1, dialler.Result{Code: failure.LineNoAnswer}, false, job.RetryWait, []string{EventAttemptFailed}, 5 * time.Minute, 0},
-		{"last attempt fails the job", 3, dialler.Result{Code: failure.LineBusy}, false, job.Failed, []string{EventAttemptFailed, EventFailed}, 0, 0},
-		{"invalid number is final", 1, dialler.Result{Code: failure.LineInvalidNumber}, false, job.Failed, []string{EventAttemptFailed, EventFailed}, 0, 0},
-		{"pages confirmed are kept", 1, dialler.Result{Code: failure.FaxRemoteHangup, PagesSent: 1, ReachedFax: true}, false, job.RetryWait, []string{EventAttemptFailed}, 5 * time.Minute, 1},
-		{"cancelled during the call", 1, dialler.Result{Code: failure.LineDropped}, true, job.Cancelled, []string{EventCancelled}, 0, 0},
-		{"delivered although cancelled", 1, dialler.Result{PagesSent: 3}, true, job.Delivered, []string{EventDelivered}, 0, 3},
+		{"delivered", 1, dialler.Result{PagesSent: 3, ReachedFax: true}, false, job.Delivered, []job.Event{job.EventFaxDelivered}, 0, 3},
+		{"busy retries after the busy interval", 1, dialler.Result{Code: failure.LineBusy}, false, job.RetryWait, []job.Event{job.EventFaxAttemptFailed}, time.Minute, 0},
+		{"no answer uses the job interval", 1, dialler.Result{Code: failure.LineNoAnswer}, false, job.RetryWait, []job.Event{job.EventFaxAttemptFailed}, 5 * time.Minute, 0},
+		{"last attempt fails the job", 3, dialler.Result{Code: failure.LineBusy}, false, job.Failed, []job.Event{job.EventFaxAttemptFailed, job.EventFaxFailed}, 0, 0},
+		{"invalid number is final", 1, dialler.Result{Code: failure.LineInvalidNumber}, false, job.Failed, []job.Event{job.EventFaxAttemptFailed, job.EventFaxFailed}, 0, 0},
+		{"pages confirmed are kept", 1, dialler.Result{Code: failure.FaxRemoteHangup, PagesSent: 1, ReachedFax: true}, false, job.RetryWait, []job.Event{job.EventFaxAttemptFailed}, 5 * time.Minute, 1},
+		{"cancelled during the call", 1, dialler.Result{Code: failure.LineDropped}, true, job.Cancelled, []job.Event{job.EventFaxCancelled}, 0, 0},
+		{"delivered although cancelled", 1, dialler.Result{PagesSent: 3}, true, job.Delivered, []job.Event{job.EventFaxDelivered}, 0, 3},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			j := newJob(c.dials)
@@ -69,7 +69,7 @@ func TestExpiryBeforeRetry(t *testing.T) {
 	j := newJob(1)
 	j.ExpireAt = t0.Add(time.Minute)
 	evs := Finish(j, dialler.Result{Code: failure.LineNoAnswer}, false, Policy{}, t0)
-	if j.Status != job.Failed || j.Error.Code != failure.JobExpired || evs[len(evs)-1] != EventFailed {
+	if j.Status != job.Failed || j.Error.Code != failure.JobExpired || evs[len(evs)-1] != job.EventFaxFailed {
 		t.Fatalf("status %s error %+v events %v; want failed job.expired", j.Status, j.Error, evs)
 	}
 }
@@ -102,7 +102,7 @@ func TestBoxFaultKeepsTheJob(t *testing.T) {
 	j.MaxAttempts = 1
 	r := dialler.Result{Code: failure.BoxDocumentAccess, Raw: "FAILED / FILE_ERROR / error reading file / ANSWER / cause 16", Answered: true}
 	evs := Finish(j, r, false, Policy{}, t0)
-	if j.Status != job.RetryWait || j.Error != nil || len(evs) != 1 || evs[0] != EventAttemptFailed {
+	if j.Status != job.RetryWait || j.Error != nil || len(evs) != 1 || evs[0] != job.EventFaxAttemptFailed {
 		t.Fatalf("status %s error %+v events %v; want retry_wait, no job error, one fax.attempt_failed", j.Status, j.Error, evs)
 	}
 	if j.NextAttemptAt == nil || j.NextAttemptAt.Sub(t0) != 5*time.Minute {

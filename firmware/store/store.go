@@ -69,7 +69,7 @@ type Record struct {
 type Delivery struct {
 	ID        string            `json:"id"`
 	JobID     string            `json:"job_id"`
-	Event     string            `json:"event"`
+	Event     job.Event         `json:"event"`
 	Method    string            `json:"method"` // POST or GET
 	URL       string            `json:"url"`
 	Body      []byte            `json:"body,omitempty"`

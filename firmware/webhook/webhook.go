@@ -31,15 +31,14 @@ import (
 	"github.com/faxbox/faxbox/firmware/clock"
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/firmware/job"
-	"github.com/faxbox/faxbox/firmware/lifecycle"
 	"github.com/faxbox/faxbox/firmware/store"
 	"github.com/oklog/ulid/v2"
 )
 
 // Payload is the JSON body of a webhook.
 type Payload struct {
-	Event string   `json:"event"`
-	Data  *job.Job `json:"data"`
+	Event job.Event `json:"event"`
+	Data  *job.Job  `json:"data"`
 }
 
 // Sign returns the X-Faxbox-Signature value for body.
@@ -55,8 +54,8 @@ func Verify(secret string, body []byte, header string) bool {
 }
 
 // Outbox builds the deliveries for a job change (engine.Outbox).
-func Outbox(now func() time.Time) func(j *job.Job, events []string) []*store.Delivery {
-	return func(j *job.Job, events []string) []*store.Delivery {
+func Outbox(now func() time.Time) func(j *job.Job, events []job.Event) []*store.Delivery {
+	return func(j *job.Job, events []job.Event) []*store.Delivery {
 		var out []*store.Delivery
 		t := now()
 		for _, ev := range events {
@@ -68,7 +67,7 @@ func Outbox(now func() time.Time) func(j *job.Job, events []string) []*store.Del
 				out = append(out, &store.Delivery{ID: "dl_" + strings.ToLower(ulid.Make().String()), JobID: j.ID, Event: ev,
 					Method: http.MethodPost, URL: j.CallbackURL, Body: body, CreatedAt: t, NextAt: t})
 			}
-			if j.Compat != nil && j.Compat.ReturnURL != "" && isFinal(ev) {
+			if j.Compat != nil && j.Compat.ReturnURL != "" && ev.Final() {
 				u, err := compatURL(j, ev)
 				if err != nil {
 					continue
@@ -81,13 +80,9 @@ func Outbox(now func() time.Time) func(j *job.Job, events []string) []*store.Del
 	}
 }
 
-func isFinal(ev string) bool {
-	return ev == lifecycle.EventDelivered || ev == lifecycle.EventFailed || ev == lifecycle.EventCancelled
-}
-
 // compatURL is the classic result report: returnUrl?fax=&faxId=&status=&message=
 // with status SUCCESS or FAILED (FAXOPT(status) of the classic dialplan).
-func compatURL(j *job.Job, ev string) (string, error) {
+func compatURL(j *job.Job, ev job.Event) (string, error) {
 	u, err := url.Parse(j.Compat.ReturnURL)
 	if err != nil {
 		return "", err
@@ -96,7 +91,7 @@ func compatURL(j *job.Job, ev string) (string, error) {
 	q.Set("fax", j.To)
 	q.Set("faxId", j.Compat.FaxID)
 	status, msg := "SUCCESS", "OK"
-	if ev != lifecycle.EventDelivered {
+	if ev != job.EventFaxDelivered {
 		status = "FAILED"
 		if j.Error != nil {
 			msg = string(j.Error.Code) + ": " + j.Error.Message
@@ -314,7 +309,7 @@ func (s *Sender) send(d *store.Delivery) error {
 	}
 	req.Header.Set("User-Agent", "faxbox")
 	req.Header.Set("X-Faxbox-Delivery", d.ID)
-	req.Header.Set("X-Faxbox-Event", d.Event)
+	req.Header.Set("X-Faxbox-Event", string(d.Event))
 	if d.Method == http.MethodPost {
 		req.Header.Set("Content-Type", "application/json")
 		if s.secret != "" {
