@@ -287,17 +287,8 @@ func (c *Converter) Convert(ctx context.Context, inputs []Input, out string, opt
 	g := newGeom(ydpi, rows)
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	// Type every input by content before anything runs.
-	inputs = append([]Input(nil), inputs...)
-	for i := range inputs {
-		t, err := sniffFile(inputs[i].Path)
-		if err != nil {
-			return 0, fmt.Errorf("document %d: %w", i+1, err)
-		}
-		if inputs[i].Type != "" && inputs[i].Type != t {
-			return 0, fmt.Errorf("%w: document %d was declared %s but holds %s", ErrUnreadable, i+1, inputs[i].Type, t)
-		}
-		inputs[i].Type = t
+	if inputs, err = typed(inputs); err != nil {
+		return 0, err
 	}
 	if n, ok := c.passThrough(inputs, out, opt, g); ok {
 		return n, nil
@@ -329,9 +320,50 @@ func (c *Converter) Convert(ctx context.Context, inputs []Input, out string, opt
 		return 0, fmt.Errorf("convert: %w", err)
 	}
 	tmpOut := filepath.Join(work, "out.tif")
+	res, err := c.exec(ctx, marker, c.cfg.Ghostscript, gsArgs(work, docs, ydpi, rows, tmpOut, driver)...)
+	if err != nil {
+		return 0, c.ctxErr(ctx, err)
+	}
+	total, err := c.counted(res)
+	if err != nil {
+		return 0, err
+	}
+	n, err := c.checkOutput(tmpOut, g)
+	if err != nil {
+		return 0, fmt.Errorf("%w: ghostscript output: %v (%s)", ErrUnreadable, err, res.diag())
+	}
+	if n != total {
+		return 0, fmt.Errorf("%w: %d pages rendered of %d counted: ghostscript could not draw every page (%s)", ErrUnreadable, n, total, res.diag())
+	}
+	if err := atomicfile.Rename(tmpOut, out, 0o640); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// typed returns a copy of inputs with every type decided by content; a
+// declared type that the content contradicts is refused.
+func typed(inputs []Input) ([]Input, error) {
+	inputs = append([]Input(nil), inputs...)
+	for i := range inputs {
+		t, err := sniffFile(inputs[i].Path)
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", i+1, err)
+		}
+		if inputs[i].Type != "" && inputs[i].Type != t {
+			return nil, fmt.Errorf("%w: document %d was declared %s but holds %s", ErrUnreadable, i+1, inputs[i].Type, t)
+		}
+		inputs[i].Type = t
+	}
+	return inputs, nil
+}
+
+// gsArgs is the ghostscript command line running driver: G4 TIFF at the
+// fax geometry into out, reading only the work directory and the documents'.
+func gsArgs(work string, docs []doc, ydpi, rows int, out, driver string) []string {
 	args := []string{"-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-dNOINTERACT",
 		"-sDEVICE=tiffg4", fmt.Sprintf("-r%dx%d", xdpi, ydpi), fmt.Sprintf("-g%dx%d", Width, rows),
-		"-dFIXEDMEDIA", "-dPDFFitPage", "-sOutputFile=" + tmpOut}
+		"-dFIXEDMEDIA", "-dPDFFitPage", "-sOutputFile=" + out}
 	dirs := map[string]bool{work: true}
 	for _, d := range docs {
 		dirs[filepath.Dir(d.path)] = true
@@ -339,11 +371,12 @@ func (c *Converter) Convert(ctx context.Context, inputs []Input, out string, opt
 	for d := range dirs {
 		args = append(args, "--permit-file-read="+d+string(filepath.Separator))
 	}
-	args = append(args, driver)
-	res, err := c.exec(ctx, marker, c.cfg.Ghostscript, args...)
-	if err != nil {
-		return 0, c.ctxErr(ctx, err)
-	}
+	return append(args, driver)
+}
+
+// counted reads the driver's markers: the total pages it drew, or why it
+// refused the documents.
+func (c *Converter) counted(res result) (int, error) {
 	total := -1
 	for _, m := range res.markers {
 		f := strings.Fields(m)
@@ -369,17 +402,7 @@ func (c *Converter) Convert(ctx context.Context, inputs []Input, out string, opt
 	if total < 0 {
 		return 0, fmt.Errorf("%w: ghostscript ended before rendering: %s", ErrUnreadable, res.diag())
 	}
-	n, err := c.checkOutput(tmpOut, g)
-	if err != nil {
-		return 0, fmt.Errorf("%w: ghostscript output: %v (%s)", ErrUnreadable, err, res.diag())
-	}
-	if n != total {
-		return 0, fmt.Errorf("%w: %d pages rendered of %d counted: ghostscript could not draw every page (%s)", ErrUnreadable, n, total, res.diag())
-	}
-	if err := atomicfile.Rename(tmpOut, out, 0o640); err != nil {
-		return 0, err
-	}
-	return n, nil
+	return total, nil
 }
 
 // checkOutput checks ghostscript's TIFF with firmware/tiff: structure,

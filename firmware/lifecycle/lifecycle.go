@@ -44,6 +44,32 @@ func (p Policy) Interval(j *job.Job, code failure.Code) time.Duration {
 // deliver, in order.
 func Finish(j *job.Job, r dialler.Result, cancelled bool, p Policy, now time.Time) []job.Event {
 	a := j.LastAttempt()
+	record(j, a, r, now)
+	if r.OK() {
+		return delivered(j, a, r, now)
+	}
+	a.Result = job.AttemptFailed
+	a.Error = job.NewError(r.Code, r.Raw)
+	if cancelled {
+		j.Status = job.Cancelled
+		j.Error = job.NewError(failure.JobCancelled, "")
+		j.CompletedAt = &now
+		return []job.Event{job.EventFaxCancelled.For(j.Kind)}
+	}
+	events := []job.Event{job.EventFaxAttemptFailed.For(j.Kind)}
+	if r.Answered && j.Kind == job.KindCall {
+		events = []job.Event{job.EventCallAnswered, job.EventCallAttemptFailed}
+	}
+	retryOrFail(j, a, r, p, now)
+	if j.Status == job.Failed {
+		events = append(events, job.EventFaxFailed.For(j.Kind))
+	}
+	return events
+}
+
+// record copies what the dialler reported onto attempt a and the job's
+// counters (tries, pages confirmed).
+func record(j *job.Job, a *job.Attempt, r dialler.Result, now time.Time) {
 	end := r.EndedAt
 	if end.IsZero() {
 		end = now
@@ -76,32 +102,28 @@ func Finish(j *job.Job, r dialler.Result, cancelled bool, p Policy, now time.Tim
 	if j.Kind == job.KindCall {
 		a.Digit, a.TalkSeconds = r.Digit, r.TalkSeconds
 	}
-	if r.OK() {
-		a.Result = job.AttemptDelivered
-		j.PagesConfirmed = j.Pages
-		j.Status = job.Delivered
-		j.Error = nil
-		j.CompletedAt = &now
-		if j.Kind == job.KindCall {
-			if r.Acked {
-				return []job.Event{job.EventCallAnswered, job.EventCallAcknowledged}
-			}
-			return []job.Event{job.EventCallAnswered, job.EventCallCompleted}
+}
+
+// delivered ends the job delivered (a call: it did what it was for).
+func delivered(j *job.Job, a *job.Attempt, r dialler.Result, now time.Time) []job.Event {
+	a.Result = job.AttemptDelivered
+	j.PagesConfirmed = j.Pages
+	j.Status = job.Delivered
+	j.Error = nil
+	j.CompletedAt = &now
+	if j.Kind == job.KindCall {
+		if r.Acked {
+			return []job.Event{job.EventCallAnswered, job.EventCallAcknowledged}
 		}
-		return []job.Event{job.EventFaxDelivered}
+		return []job.Event{job.EventCallAnswered, job.EventCallCompleted}
 	}
-	a.Result = job.AttemptFailed
-	a.Error = job.NewError(r.Code, r.Raw)
-	if cancelled {
-		j.Status = job.Cancelled
-		j.Error = job.NewError(failure.JobCancelled, "")
-		j.CompletedAt = &now
-		return []job.Event{job.EventFaxCancelled.For(j.Kind)}
-	}
-	events := []job.Event{job.EventFaxAttemptFailed.For(j.Kind)}
-	if r.Answered && j.Kind == job.KindCall {
-		events = []job.Event{job.EventCallAnswered, job.EventCallAttemptFailed}
-	}
+	return []job.Event{job.EventFaxDelivered}
+}
+
+// retryOrFail decides after failed attempt a: fail the job (not retryable,
+// out of attempts, or the retry would come after expire_at) or wait for the
+// retry, one step down the fallback ladder.
+func retryOrFail(j *job.Job, a *job.Attempt, r dialler.Result, p Policy, now time.Time) {
 	info := failure.Lookup(r.Code)
 	if r.Code.Class() == failure.ClassBox {
 		// The box's own fault (its Asterisk could not read the document):
@@ -128,10 +150,6 @@ func Finish(j *job.Job, r dialler.Result, cancelled bool, p Policy, now time.Tim
 		j.Status = job.RetryWait
 		j.NextAttemptAt = &next
 	}
-	if j.Status == job.Failed {
-		events = append(events, job.EventFaxFailed.For(j.Kind))
-	}
-	return events
 }
 
 func fail(j *job.Job, e *job.Error, now time.Time) {

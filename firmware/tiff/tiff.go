@@ -596,16 +596,8 @@ func Extract(src, dst string, fromPage int) (pages int, err error) {
 
 // write builds a little-endian TIFF-F holding pages (G4 pages of f).
 func (f *File) write(pages []Page) ([]byte, error) {
-	var buf bytes.Buffer
-	le := binary.LittleEndian
-	put16 := func(v uint16) { buf.Write(le.AppendUint16(nil, v)) }
-	put32 := func(v uint32) { buf.Write(le.AppendUint32(nil, v)) }
-	pad := func() {
-		if buf.Len()%2 == 1 {
-			buf.WriteByte(0)
-		}
-	}
-	buf.WriteString("II*\x00\x00\x00\x00\x00")
+	w := &tiffWriter{}
+	w.buf.WriteString("II*\x00\x00\x00\x00\x00")
 	prevNext := 4 // where to patch the offset of the next IFD
 	for i, p := range pages {
 		strips, err := f.strips(p)
@@ -615,92 +607,124 @@ func (f *File) write(pages []Page) ([]byte, error) {
 		offs := make([]uint32, len(strips))
 		counts := make([]uint32, len(strips))
 		for s, data := range strips {
-			pad()
-			offs[s] = uint32(buf.Len())
+			w.pad()
+			offs[s] = uint32(w.buf.Len())
 			counts[s] = uint32(len(data))
-			buf.Write(data)
+			w.buf.Write(data)
 		}
-		xr, yr := p.XRes, p.YRes
-		unit := p.ResUnit
-		if xr[1] == 0 || yr[1] == 0 {
-			xr, yr, unit = [2]uint32{204, 1}, [2]uint32{196, 1}, 2
+		if prevNext, err = w.ifd(pageEntries(p, i, len(pages), offs, counts), prevNext); err != nil {
+			return nil, err
 		}
-		type entry struct {
-			tag, typ uint16
-			vals     []uint32
-		}
-		// Tags in ascending order, as TIFF requires.
-		entries := []entry{
-			{tagSubfileType, 4, []uint32{2}}, // a page of a multi-page document
-			{tagWidth, 4, []uint32{uint32(p.Width)}},
-			{tagLength, 4, []uint32{uint32(p.Height)}},
-			{tagBits, 3, []uint32{1}},
-			{tagCompression, 3, []uint32{CompressionG4}},
-			{tagPhotometric, 3, []uint32{uint32(p.Photometric)}},
-			{tagFillOrder, 3, []uint32{uint32(max(p.FillOrder, 1))}},
-			{tagStripOffsets, 4, offs},
-			{tagSamples, 3, []uint32{1}},
-			{tagRowsPerStrip, 4, []uint32{uint32(p.RowsPerStrip)}},
-			{tagStripCounts, 4, counts},
-			{tagXRes, 5, xr[:]},
-			{tagYRes, 5, yr[:]},
-			{tagT6Options, 4, []uint32{uint32(p.T6Options)}},
-			{tagResUnit, 3, []uint32{uint32(unit)}},
-			{tagPageNumber, 3, []uint32{uint32(i), uint32(len(pages))}},
-		}
-		count := func(e entry) int {
-			if e.typ == 5 {
-				return len(e.vals) / 2
-			}
-			return len(e.vals)
-		}
-		size := func(e entry) int {
-			if e.typ == 3 {
-				return 2 * len(e.vals)
-			}
-			return 4 * len(e.vals)
-		}
-		// Out-of-line values first, then the IFD.
-		extOff := make([]uint32, len(entries))
-		for k, e := range entries {
-			if size(e) > 4 {
-				pad()
-				extOff[k] = uint32(buf.Len())
-				for _, v := range e.vals {
-					if e.typ == 3 {
-						put16(uint16(v))
-					} else {
-						put32(v)
-					}
-				}
-			}
-		}
-		pad()
-		ifd := buf.Len()
-		if uint64(ifd) > 0xffffffff-uint64(len(entries))*12-6 {
-			return nil, fmt.Errorf("%w: the extracted TIFF would exceed 4 GB", ErrTooLarge)
-		}
-		le.PutUint32(buf.Bytes()[prevNext:], uint32(ifd))
-		put16(uint16(len(entries)))
-		for k, e := range entries {
-			put16(e.tag)
-			put16(e.typ)
-			put32(uint32(count(e)))
-			var v [4]byte
-			switch {
-			case extOff[k] != 0:
-				le.PutUint32(v[:], extOff[k])
-			case e.typ == 3:
-				for j, x := range e.vals {
-					le.PutUint16(v[j*2:], uint16(x))
-				}
-			default:
-				le.PutUint32(v[:], e.vals[0])
-			}
-			buf.Write(v[:])
-		}
-		prevNext = buf.Len()
-		put32(0)
 	}
-	return buf.Bytes(), nil
+	return w.buf.Bytes(), nil
+}
+
+// ifdEntry is one TIFF tag: its type (3 SHORT, 4 LONG, 5 RATIONAL as pairs)
+// and values.
+type ifdEntry struct {
+	tag, typ uint16
+	vals     []uint32
+}
+
+func (e ifdEntry) count() int {
+	if e.typ == 5 {
+		return len(e.vals) / 2
+	}
+	return len(e.vals)
+}
+
+func (e ifdEntry) size() int {
+	if e.typ == 3 {
+		return 2 * len(e.vals)
+	}
+	return 4 * len(e.vals)
+}
+
+// pageEntries are the tags of page i of n, in ascending order as TIFF
+// requires; a page without a resolution gets fine fax resolution.
+func pageEntries(p Page, i, n int, offs, counts []uint32) []ifdEntry {
+	xr, yr := p.XRes, p.YRes
+	unit := p.ResUnit
+	if xr[1] == 0 || yr[1] == 0 {
+		xr, yr, unit = [2]uint32{204, 1}, [2]uint32{196, 1}, 2
+	}
+	return []ifdEntry{
+		{tagSubfileType, 4, []uint32{2}}, // a page of a multi-page document
+		{tagWidth, 4, []uint32{uint32(p.Width)}},
+		{tagLength, 4, []uint32{uint32(p.Height)}},
+		{tagBits, 3, []uint32{1}},
+		{tagCompression, 3, []uint32{CompressionG4}},
+		{tagPhotometric, 3, []uint32{uint32(p.Photometric)}},
+		{tagFillOrder, 3, []uint32{uint32(max(p.FillOrder, 1))}},
+		{tagStripOffsets, 4, offs},
+		{tagSamples, 3, []uint32{1}},
+		{tagRowsPerStrip, 4, []uint32{uint32(p.RowsPerStrip)}},
+		{tagStripCounts, 4, counts},
+		{tagXRes, 5, xr[:]},
+		{tagYRes, 5, yr[:]},
+		{tagT6Options, 4, []uint32{uint32(p.T6Options)}},
+		{tagResUnit, 3, []uint32{uint32(unit)}},
+		{tagPageNumber, 3, []uint32{uint32(i), uint32(n)}},
+	}
+}
+
+// tiffWriter builds a little-endian TIFF in memory.
+type tiffWriter struct{ buf bytes.Buffer }
+
+func (w *tiffWriter) put16(v uint16) { w.buf.Write(binary.LittleEndian.AppendUint16(nil, v)) }
+func (w *tiffWriter) put32(v uint32) { w.buf.Write(binary.LittleEndian.AppendUint32(nil, v)) }
+
+// pad aligns the next write to a word boundary.
+func (w *tiffWriter) pad() {
+	if w.buf.Len()%2 == 1 {
+		w.buf.WriteByte(0)
+	}
+}
+
+// ifd writes the entries' out-of-line values, then the IFD, patches the
+// previous next-IFD offset at prevNext to point at it and returns where this
+// IFD's next offset is.
+func (w *tiffWriter) ifd(entries []ifdEntry, prevNext int) (int, error) {
+	le := binary.LittleEndian
+	extOff := make([]uint32, len(entries))
+	for k, e := range entries {
+		if e.size() > 4 {
+			w.pad()
+			extOff[k] = uint32(w.buf.Len())
+			for _, v := range e.vals {
+				if e.typ == 3 {
+					w.put16(uint16(v))
+				} else {
+					w.put32(v)
+				}
+			}
+		}
+	}
+	w.pad()
+	ifd := w.buf.Len()
+	if uint64(ifd) > 0xffffffff-uint64(len(entries))*12-6 {
+		return 0, fmt.Errorf("%w: the extracted TIFF would exceed 4 GB", ErrTooLarge)
+	}
+	le.PutUint32(w.buf.Bytes()[prevNext:], uint32(ifd))
+	w.put16(uint16(len(entries)))
+	for k, e := range entries {
+		w.put16(e.tag)
+		w.put16(e.typ)
+		w.put32(uint32(e.count()))
+		var v [4]byte
+		switch {
+		case extOff[k] != 0:
+			le.PutUint32(v[:], extOff[k])
+		case e.typ == 3:
+			for j, x := range e.vals {
+				le.PutUint16(v[j*2:], uint16(x))
+			}
+		default:
+			le.PutUint32(v[:], e.vals[0])
+		}
+		w.buf.Write(v[:])
+	}
+	next := w.buf.Len()
+	w.put32(0)
+	return next, nil
 }
