@@ -115,12 +115,46 @@ func Render(cfg config.Config) (Files, error) {
 	if cfg.Asterisk == nil {
 		return nil, errors.New("services: the config has no asterisk section")
 	}
-	a := *cfg.Asterisk
-	def := func(p *string, v string) {
-		if *p == "" {
-			*p = v
+	a := asteriskDefaults(*cfg.Asterisk)
+	errs := checkAsterisk(a)
+	v := view{A: a, Modules: Modules, CallbackNumber: cfg.Calls.Callback.Number}
+	var chanDahdi []byte
+	if cfg.DAHDI != nil && len(cfg.DAHDI.Spans) > 0 {
+		var err error
+		if _, chanDahdi, err = dahdi.Render(*cfg.DAHDI); err != nil {
+			errs = append(errs, err)
 		}
+		v.DAHDI = true
+		v.Modules = append(slices.Clip(Modules), DAHDIModules...)
 	}
+	if n := v.CallbackNumber; n != "" && (len(n) > 20 || strings.Trim(n, "0123456789") != "") {
+		errs = append(errs, fmt.Errorf("calls.callback.number %q: digits", n))
+	}
+	if a.Trunk != nil {
+		errs = append(errs, v.trunk(*a.Trunk)...)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	out, err := execute(v)
+	if err != nil {
+		return nil, err
+	}
+	if v.DAHDI {
+		out["chan_dahdi.conf"] = chanDahdi
+	}
+	return out, nil
+}
+
+func def(p *string, v string) {
+	if *p == "" {
+		*p = v
+	}
+}
+
+// asteriskDefaults fills in what the asterisk section leaves out: Debian's
+// directories, all addresses, the standard ports and media port ranges.
+func asteriskDefaults(a config.Asterisk) config.Asterisk {
 	def(&a.ConfigDir, "/etc/asterisk")
 	def(&a.SpoolDir, "/var/spool/asterisk")
 	def(&a.RunDir, "/var/run/asterisk")
@@ -144,6 +178,12 @@ func Render(cfg config.Config) (Files, error) {
 	if a.UDPTLStart == 0 {
 		a.UDPTLStart, a.UDPTLEnd = 4000, 4999
 	}
+	return a
+}
+
+// checkAsterisk refuses every value of a that could break out of the
+// configuration file it is written into.
+func checkAsterisk(a config.Asterisk) []error {
 	var errs []error
 	for name, p := range map[string]string{"config_dir": a.ConfigDir, "spool_dir": a.SpoolDir, "run_dir": a.RunDir, "log_dir": a.LogDir,
 		"lib_dir": a.LibDir, "db_dir": a.DBDir, "data_dir": a.DataDir, "mod_dir": a.ModDir, "receive_dir": a.ReceiveDir} {
@@ -165,45 +205,37 @@ func Render(cfg config.Config) (Files, error) {
 			errs = append(errs, fmt.Errorf("asterisk.%s %d is not a port", name, port))
 		}
 	}
-	v := view{A: a, Modules: Modules, CallbackNumber: cfg.Calls.Callback.Number}
-	var chanDahdi []byte
-	if cfg.DAHDI != nil && len(cfg.DAHDI.Spans) > 0 {
-		var err error
-		if _, chanDahdi, err = dahdi.Render(*cfg.DAHDI); err != nil {
-			errs = append(errs, err)
-		}
-		v.DAHDI = true
-		v.Modules = append(slices.Clip(Modules), DAHDIModules...)
+	return errs
+}
+
+// trunk checks the SIP trunk section and puts it into the view.
+func (v *view) trunk(t config.Trunk) []error {
+	var errs []error
+	def(&t.Name, "trunk")
+	v.T, v.HasTrunk = t, true
+	v.Qualify = t.Qualify > 0
+	if !safeWord.MatchString(t.Name) || strings.HasSuffix(t.Name, "-g711") {
+		errs = append(errs, fmt.Errorf("asterisk.trunk.name %q: letters, digits, _ . - (not ending in -g711)", t.Name))
 	}
-	if n := v.CallbackNumber; n != "" && (len(n) > 20 || strings.Trim(n, "0123456789") != "") {
-		errs = append(errs, fmt.Errorf("calls.callback.number %q: digits", n))
+	host, port, err := net.SplitHostPort(t.Host)
+	if err != nil {
+		host, port = t.Host, "5060"
 	}
-	if a.Trunk != nil {
-		t := *a.Trunk
-		def(&t.Name, "trunk")
-		v.T, v.HasTrunk = t, true
-		v.Qualify = t.Qualify > 0
-		if !safeWord.MatchString(t.Name) || strings.HasSuffix(t.Name, "-g711") {
-			errs = append(errs, fmt.Errorf("asterisk.trunk.name %q: letters, digits, _ . - (not ending in -g711)", t.Name))
-		}
-		host, port, err := net.SplitHostPort(t.Host)
-		if err != nil {
-			host, port = t.Host, "5060"
-		}
-		n, _ := strconv.Atoi(port)
-		if net.ParseIP(host) == nil && !safeWord.MatchString(host) || n < 1 || n > 65535 {
-			errs = append(errs, fmt.Errorf("asterisk.trunk.host %q: host:port", t.Host))
-		}
-		v.Peer, v.PeerPort = host, n
-		for name, val := range map[string]string{"username": t.Username, "password": t.Password} {
-			if val != "" && !safeWord.MatchString(val) {
-				errs = append(errs, fmt.Errorf("asterisk.trunk.%s: letters, digits, _ . -", name))
-			}
+	n, _ := strconv.Atoi(port)
+	if net.ParseIP(host) == nil && !safeWord.MatchString(host) || n < 1 || n > 65535 {
+		errs = append(errs, fmt.Errorf("asterisk.trunk.host %q: host:port", t.Host))
+	}
+	v.Peer, v.PeerPort = host, n
+	for name, val := range map[string]string{"username": t.Username, "password": t.Password} {
+		if val != "" && !safeWord.MatchString(val) {
+			errs = append(errs, fmt.Errorf("asterisk.trunk.%s: letters, digits, _ . -", name))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
+	return errs
+}
+
+// execute renders every Asterisk template with v.
+func execute(v view) (Files, error) {
 	out := Files{}
 	entries, _ := tmpls.ReadDir("asterisk")
 	for _, e := range entries {
@@ -216,9 +248,6 @@ func Render(cfg config.Config) (Files, error) {
 			return nil, fmt.Errorf("services: %s: %w", e.Name(), err)
 		}
 		out[strings.TrimSuffix(e.Name(), ".tmpl")] = buf.Bytes()
-	}
-	if v.DAHDI {
-		out["chan_dahdi.conf"] = chanDahdi
 	}
 	return out, nil
 }
