@@ -396,43 +396,11 @@ func (s *Server) validate(sub *submission, now time.Time) (*faxRequest, *Error) 
 		}
 		j.CallbackURL = v
 	}
-	if v, ok := f["max_attempts"]; ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > s.Cfg.Limits.MaxAttempts {
-			return bad("max_attempts", "invalid_field", fmt.Sprintf("max_attempts must be 1 to %d", s.Cfg.Limits.MaxAttempts))
-		}
-		j.MaxAttempts = n
+	if e := s.retryFields(f, j); e != nil {
+		return nil, e
 	}
-	if v, ok := f["retry_interval"]; ok {
-		dur, err := parseDuration(v)
-		if err != nil || dur < time.Second || dur > 24*time.Hour {
-			return bad("retry_interval", "invalid_field", "retry_interval must be a duration from 1s to 24h (e.g. 5m, or seconds)")
-		}
-		j.RetryInterval = job.Duration(dur)
-	}
-	if v, ok := f["priority"]; ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 9 {
-			return bad("priority", "invalid_field", "priority must be 0 to 9")
-		}
-		j.Priority = n
-	}
-	if v, ok := f["send_at"]; ok && v != "" {
-		t, e := parseWhen("send_at", v, now, false)
-		if e != nil {
-			return nil, e
-		}
-		j.SendAt = &t
-		if t.After(now) {
-			j.ExpireAt = t.Add(d.Expire.D())
-		}
-	}
-	if v, ok := f["expire_at"]; ok && v != "" {
-		t, e := parseWhen("expire_at", v, now, true)
-		if e != nil {
-			return nil, e
-		}
-		j.ExpireAt = t
+	if e := whenFields(f, j, d.Expire.D(), now); e != nil {
+		return nil, e
 	}
 	if e := faxOptions(f, &j.Options); e != nil {
 		return nil, e
@@ -447,6 +415,55 @@ func (s *Server) validate(sub *submission, now time.Time) (*faxRequest, *Error) 
 		return nil, errf(http.StatusUnprocessableEntity, "no_line_for_number", field, "no line can dial this number: "+err.Error())
 	}
 	return &faxRequest{j: j, paths: sub.paths, hash: contentHash(f, sub.files)}, nil
+}
+
+// retryFields reads max_attempts, retry_interval and priority into j.
+func (s *Server) retryFields(f map[string]string, j *job.Job) *Error {
+	if v, ok := f["max_attempts"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > s.Cfg.Limits.MaxAttempts {
+			return errf(http.StatusBadRequest, "invalid_field", "max_attempts", fmt.Sprintf("max_attempts must be 1 to %d", s.Cfg.Limits.MaxAttempts))
+		}
+		j.MaxAttempts = n
+	}
+	if v, ok := f["retry_interval"]; ok {
+		dur, err := parseDuration(v)
+		if err != nil || dur < time.Second || dur > 24*time.Hour {
+			return errf(http.StatusBadRequest, "invalid_field", "retry_interval", "retry_interval must be a duration from 1s to 24h (e.g. 5m, or seconds)")
+		}
+		j.RetryInterval = job.Duration(dur)
+	}
+	if v, ok := f["priority"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 9 {
+			return errf(http.StatusBadRequest, "invalid_field", "priority", "priority must be 0 to 9")
+		}
+		j.Priority = n
+	}
+	return nil
+}
+
+// whenFields reads send_at and expire_at into j; a job sent later expires
+// expire after its send time.
+func whenFields(f map[string]string, j *job.Job, expire time.Duration, now time.Time) *Error {
+	if v, ok := f["send_at"]; ok && v != "" {
+		t, e := parseWhen("send_at", v, now, false)
+		if e != nil {
+			return e
+		}
+		j.SendAt = &t
+		if t.After(now) {
+			j.ExpireAt = t.Add(expire)
+		}
+	}
+	if v, ok := f["expire_at"]; ok && v != "" {
+		t, e := parseWhen("expire_at", v, now, true)
+		if e != nil {
+			return e
+		}
+		j.ExpireAt = t
+	}
+	return nil
 }
 
 // faxOptions validates a fax's page and line options into o.
