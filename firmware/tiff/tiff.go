@@ -573,34 +573,65 @@ func Validate(path string, width int) (pages int, err error) {
 // file in its directory, fsynced and renamed: it is either complete or
 // untouched. fromPage outside 1..N fails with ErrPageRange.
 func Extract(src, dst string, fromPage int) (pages int, err error) {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return 0, fmt.Errorf("tiff: %w", err)
+	return Concat(dst, Part{Path: src, From: fromPage})
+}
+
+// Part is pages From..N (1-based) of the TIFF-F at Path.
+type Part struct {
+	Path string
+	From int
+}
+
+// Concat writes the pages of every part, in order, to dst as one TIFF-F and
+// returns how many pages it holds; each part as for Extract (validated as
+// G4, strips copied byte for byte, PageNumber renumbered across the whole
+// file, dst complete or untouched).
+func Concat(dst string, parts ...Part) (pages int, err error) {
+	var all []pageOf
+	for _, part := range parts {
+		b, err := os.ReadFile(part.Path)
+		if err != nil {
+			return 0, fmt.Errorf("tiff: %w", err)
+		}
+		f, err := validate(b, filepath.Base(part.Path), 0)
+		if err != nil {
+			return 0, err
+		}
+		if part.From < 1 || part.From > len(f.Pages) {
+			return 0, fmt.Errorf("tiff: extract from page %d of %s: %w (it has %d)", part.From, filepath.Base(part.Path), ErrPageRange, len(f.Pages))
+		}
+		for _, p := range f.Pages[part.From-1:] {
+			all = append(all, pageOf{f, p})
+		}
 	}
-	f, err := validate(b, filepath.Base(src), 0)
-	if err != nil {
-		return 0, err
+	if len(all) == 0 {
+		return 0, fmt.Errorf("tiff: %s: %w: no pages", filepath.Base(dst), ErrPageRange)
 	}
-	if fromPage < 1 || fromPage > len(f.Pages) {
-		return 0, fmt.Errorf("tiff: extract from page %d of %s: %w (it has %d)", fromPage, filepath.Base(src), ErrPageRange, len(f.Pages))
-	}
-	out, err := f.write(f.Pages[fromPage-1:])
+	out, err := writePages(all)
 	if err != nil {
 		return 0, err
 	}
 	if err := atomicfile.Write(dst, out, 0o640); err != nil {
 		return 0, err
 	}
-	return len(f.Pages) - fromPage + 1, nil
+	return len(all), nil
 }
 
-// write builds a little-endian TIFF-F holding pages (G4 pages of f).
-func (f *File) write(pages []Page) ([]byte, error) {
+// pageOf is a page and the file holding its strips.
+type pageOf struct {
+	f *File
+	p Page
+}
+
+// writePages builds a little-endian TIFF-F holding pages (G4 pages of their
+// files).
+func writePages(pages []pageOf) ([]byte, error) {
 	w := &tiffWriter{}
 	w.buf.WriteString("II*\x00\x00\x00\x00\x00")
 	prevNext := 4 // where to patch the offset of the next IFD
-	for i, p := range pages {
-		strips, err := f.strips(p)
+	for i, pg := range pages {
+		p := pg.p
+		strips, err := pg.f.strips(p)
 		if err != nil {
 			return nil, err
 		}

@@ -384,7 +384,11 @@ func FuzzValidate(f *testing.F) {
 			}
 			return
 		}
-		out, err := file.write(file.Pages)
+		var pages []pageOf
+		for _, p := range file.Pages {
+			pages = append(pages, pageOf{file, p})
+		}
+		out, err := writePages(pages)
 		if err != nil {
 			t.Fatalf("write of a valid TIFF: %v", err)
 		}
@@ -418,4 +422,40 @@ func BenchmarkValidate(b *testing.B) {
 	b.ReportMetric(per(tv), "validate-ms/page")
 	b.ReportMetric(per(tc), "check-ms/page")
 	b.Logf("3-page standard fax TIFF: Validate %.2f ms/page (all cores), Check %.3f ms/page", per(tv), per(tc))
+}
+
+func TestConcat(t *testing.T) {
+	a := write(t, testkit.FaxTIFF(t, 3))
+	b := write(t, tiffcp(t, testkit.FaxTIFF(t, 2), "-B", "-r", "100"))
+	dst := filepath.Join(t.TempDir(), "batch.tif")
+	n, err := Concat(dst, Part{Path: a, From: 2}, Part{Path: b, From: 1})
+	if err != nil || n != 4 {
+		t.Fatalf("Concat = %d, %v; want 4 pages (2 of a, 2 of b)", n, err)
+	}
+	if m, err := Validate(dst, 1728); err != nil || m != 4 {
+		t.Fatalf("concatenated TIFF: %d pages, %v", m, err)
+	}
+	out, _ := os.ReadFile(dst)
+	got, _ := Parse(out)
+	for i, want := range []struct {
+		path string
+		page int
+	}{{a, 1}, {a, 2}, {b, 0}, {b, 1}} {
+		src, _ := os.ReadFile(want.path)
+		f, _ := Parse(src)
+		x, err1 := f.DecodeRows(want.page, 1078)
+		y, err2 := got.DecodeRows(i, 1078)
+		if err1 != nil || err2 != nil || !bytes.Equal(x, y) {
+			t.Fatalf("page %d differs from its source (%v %v)", i+1, err1, err2)
+		}
+	}
+	if info := tiffinfo(t, dst); strings.Count(info, "TIFF Directory") != 4 || !strings.Contains(info, "Page Number: 3-4") {
+		t.Fatalf("tiffinfo:\n%s", info)
+	}
+	if _, err := Concat(dst, Part{Path: a, From: 1}, Part{Path: b, From: 3}); !errors.Is(err, ErrPageRange) {
+		t.Fatalf("a part out of range: %v", err)
+	}
+	if _, err := Concat(dst); !errors.Is(err, ErrPageRange) {
+		t.Fatalf("no parts: %v", err)
+	}
 }
