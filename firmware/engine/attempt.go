@@ -120,7 +120,10 @@ func (e *Engine) kickLocked() {
 	if e.closed || !e.started {
 		return
 	}
-	for _, as := range e.sched.Next() {
+	now := e.cfg.Clock.Now()
+	assigned, wake := e.sched.Next(now)
+	e.armBatchWakeLocked(wake, now)
+	for _, as := range assigned {
 		en := e.entries[as.Item.JobID]
 		if en == nil {
 			e.sched.Release(as.Group, as.Line)
@@ -128,6 +131,22 @@ func (e *Engine) kickLocked() {
 		}
 		e.startAttemptLocked(en, as)
 	}
+}
+
+// armBatchWakeLocked makes sure kickLocked runs again at wake, when a job
+// held back for a fuller batch may go (zero: none is held).
+func (e *Engine) armBatchWakeLocked(wake, now time.Time) {
+	if wake.IsZero() || (e.batchWake != nil && !e.batchWakeAt.After(wake)) {
+		return
+	}
+	stopTimer(&e.batchWake)
+	e.batchWakeAt = wake
+	e.batchWake = e.cfg.Clock.AfterFunc(wake.Sub(now), func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.batchWake = nil
+		e.kickLocked()
+	})
 }
 
 func (e *Engine) startAttemptLocked(en *entry, as scheduler.Assignment) {

@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/faxbox/faxbox/firmware/clock"
 	"github.com/faxbox/faxbox/firmware/dialler"
@@ -127,6 +128,9 @@ type Engine struct {
 	wg      sync.WaitGroup
 	board   *board
 	started bool
+	// batchWake runs kickLocked when a job held for a fuller batch may go.
+	batchWake   clock.Timer
+	batchWakeAt time.Time
 }
 
 type entry struct {
@@ -210,6 +214,7 @@ func (e *Engine) Close() {
 		return
 	}
 	e.closed = true
+	stopTimer(&e.batchWake)
 	for _, en := range e.entries {
 		stopTimer(&en.wake)
 		stopTimer(&en.expire)

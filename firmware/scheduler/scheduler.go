@@ -5,13 +5,19 @@
 // no polling delay.
 //
 // Order within a line group: priority (9 first), then send_at, then arrival.
-// A number is never dialled on two lines at once.
+// Each number has limits (Destinations; by default one call at a time and
+// one job per call): no call is started to a number that already has its
+// limit of calls up, and the job that goes to a free line takes along up to
+// its batch size of other ready jobs to the same number that may share a call
+// (same batch key). A number held back by its limit never holds up the
+// others: the line goes to the next job in order.
 package scheduler
 
 import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -50,27 +56,52 @@ type Item struct {
 	Priority int
 	SendAt   time.Time
 	Seq      uint64
-	index    int
+	// BatchKey: jobs to one number with the same key may share a call
+	// (their fax options agree); "" never shares.
+	BatchKey string
+	// Since is when the job became ready (batch_wait counts from it).
+	Since time.Time
+	index int
 }
 
-// Assignment is a job put on a line.
+// Assignment is a call put on a line: Item goes first, Batch are the jobs
+// to the same number that share its call, in queue order.
 type Assignment struct {
 	Item  *Item
+	Batch []*Item
 	Group string
 	Line  int // 0-based channel index within the group
 }
+
+// Items returns every job of the call, the first one first.
+func (a Assignment) Items() []*Item { return append([]*Item{a.Item}, a.Batch...) }
+
+// Limits are what one number allows.
+type Limits struct {
+	Concurrent int           // calls up at once (at least 1)
+	Batch      int           // jobs in one call (at least 1)
+	BatchWait  time.Duration // how long a free line may wait for a fuller batch
+}
+
+// Destinations returns the limits of a number (digits, no leading +).
+type Destinations func(num string) Limits
+
+// OneAtATime is the default: one call per number, one job per call.
+func OneAtATime(string) Limits { return Limits{Concurrent: 1, Batch: 1} }
 
 // Scheduler holds the groups, the waiting items and the lines in use.
 type Scheduler struct {
 	groups  []*Group
 	byName  map[string]*Group
 	items   map[string]*Item
-	numbers map[string]string // number → job id in a call
+	numbers map[string]int // number → calls up
+	limits  Destinations
 }
 
-// New returns a scheduler for groups (in routing order).
+// New returns a scheduler for groups (in routing order), with one call per
+// number until SetDestinations says otherwise.
 func New(groups []*Group) (*Scheduler, error) {
-	s := &Scheduler{byName: map[string]*Group{}, items: map[string]*Item{}, numbers: map[string]string{}}
+	s := &Scheduler{byName: map[string]*Group{}, items: map[string]*Item{}, numbers: map[string]int{}, limits: OneAtATime}
 	for _, g := range groups {
 		if g.Channels < 1 {
 			return nil, fmt.Errorf("scheduler: group %s has no channels", g.Name)
@@ -142,6 +173,19 @@ func hasAnyPrefix(num string, ps []string) bool {
 	return false
 }
 
+// SetDestinations sets the per-number limits (nil: OneAtATime). The function
+// is called under the caller's lock for every job considered.
+func (s *Scheduler) SetDestinations(d Destinations) {
+	if d == nil {
+		d = OneAtATime
+	}
+	s.limits = d
+}
+
+// InCalls returns how many calls to num (digits, an optional + is ignored)
+// are up.
+func (s *Scheduler) InCalls(num string) int { return s.numbers[strings.TrimPrefix(num, "+")] }
+
 // Add queues it; it replaces a queued item with the same JobID.
 func (s *Scheduler) Add(it *Item) error {
 	g, ok := s.byName[it.Group]
@@ -169,11 +213,14 @@ func (s *Scheduler) Remove(id string) bool {
 func (s *Scheduler) Queued() int { return len(s.items) }
 
 // Next assigns as many waiting items to free lines as possible and returns
-// the assignments. The caller must call Release for each when its call ends.
-func (s *Scheduler) Next() []Assignment {
-	var out []Assignment
+// the assignments; the caller must call Release for each when its call ends.
+// A job held for a fuller batch (batch_wait) is not assigned before its
+// wait is over: wake is the earliest moment Next should be called again for
+// such a job (zero: none is held).
+func (s *Scheduler) Next(now time.Time) (out []Assignment, wake time.Time) {
 	for _, g := range s.groups {
 		var skipped []*Item
+		held := map[string]bool{}
 		for g.ready.Len() > 0 {
 			idx := g.free()
 			if idx < 0 {
@@ -181,20 +228,66 @@ func (s *Scheduler) Next() []Assignment {
 			}
 			it := heap.Pop(&g.ready).(*Item)
 			num := strings.TrimPrefix(it.To, "+")
-			if _, inCall := s.numbers[num]; inCall {
+			lim := s.limitsOf(num)
+			if held[num] || s.numbers[num] >= lim.Concurrent {
 				skipped = append(skipped, it)
 				continue
 			}
-			delete(s.items, it.JobID)
-			s.numbers[num] = it.JobID
+			batch := s.takeBatch(g, it, num, lim.Batch-1)
+			if until := it.Since.Add(lim.BatchWait); len(batch)+1 < lim.Batch && until.After(now) {
+				held[num] = true
+				skipped = append(append(skipped, it), batch...)
+				if wake.IsZero() || until.Before(wake) {
+					wake = until
+				}
+				continue
+			}
+			for _, b := range append(batch, it) {
+				delete(s.items, b.JobID)
+			}
+			s.numbers[num]++
 			g.lines[idx] = line{jobID: it.JobID, to: num}
-			out = append(out, Assignment{Item: it, Group: g.Name, Line: idx})
+			out = append(out, Assignment{Item: it, Batch: batch, Group: g.Name, Line: idx})
 		}
 		for _, it := range skipped {
 			heap.Push(&g.ready, it)
 		}
 	}
-	return out
+	return out, wake
+}
+
+func (s *Scheduler) limitsOf(num string) Limits {
+	l := s.limits(num)
+	l.Concurrent = max(l.Concurrent, 1)
+	l.Batch = max(l.Batch, 1)
+	return l
+}
+
+// takeBatch removes from g's queue up to n other items to num with lead's
+// batch key, in queue order, and returns them.
+func (s *Scheduler) takeBatch(g *Group, lead *Item, num string, n int) []*Item {
+	if n <= 0 || lead.BatchKey == "" {
+		return nil
+	}
+	var same []*Item
+	for _, it := range g.ready {
+		if it.BatchKey == lead.BatchKey && strings.TrimPrefix(it.To, "+") == num {
+			same = append(same, it)
+		}
+	}
+	slices.SortFunc(same, func(a, b *Item) int {
+		if g.ready.less(a, b) {
+			return -1
+		}
+		return 1
+	})
+	if len(same) > n {
+		same = same[:n]
+	}
+	for _, it := range same {
+		heap.Remove(&g.ready, it.index)
+	}
+	return same
 }
 
 func (g *Group) free() int {
@@ -213,7 +306,10 @@ func (s *Scheduler) Release(group string, idx int) {
 		return
 	}
 	l := &g.lines[idx]
-	if s.numbers[l.to] == l.jobID {
+	if l.jobID == "" {
+		return
+	}
+	if s.numbers[l.to]--; s.numbers[l.to] <= 0 {
 		delete(s.numbers, l.to)
 	}
 	l.jobID, l.to = "", ""
@@ -230,7 +326,7 @@ func (s *Scheduler) Occupy(group string, idx int, jobID, to string) error {
 	}
 	num := strings.TrimPrefix(to, "+")
 	g.lines[idx].jobID, g.lines[idx].to = jobID, num
-	s.numbers[num] = jobID
+	s.numbers[num]++
 	return nil
 }
 
@@ -288,9 +384,10 @@ func (s *Scheduler) Lines() []LineInfo {
 // then earlier arrival.
 type queue []*Item
 
-func (q queue) Len() int { return len(q) }
-func (q queue) Less(i, j int) bool {
-	a, b := q[i], q[j]
+func (q queue) Len() int           { return len(q) }
+func (q queue) Less(i, j int) bool { return q.less(q[i], q[j]) }
+
+func (queue) less(a, b *Item) bool {
 	if a.Priority != b.Priority {
 		return a.Priority > b.Priority
 	}
