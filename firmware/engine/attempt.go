@@ -60,7 +60,20 @@ func (e *Engine) readyLocked(en *entry, now time.Time) {
 	if j.SendAt != nil {
 		sendAt = *j.SendAt
 	}
-	e.sched.Add(&scheduler.Item{JobID: j.ID, To: j.To, Group: group, Priority: j.Priority, SendAt: sendAt, Seq: j.Seq})
+	e.sched.Add(&scheduler.Item{JobID: j.ID, To: j.To, Group: group, Priority: j.Priority, SendAt: sendAt, Seq: j.Seq,
+		BatchKey: e.batchKey(j), Since: now})
+}
+
+// batchKey says which jobs may share a call: fax jobs whose pages and
+// session settings agree (resolution, ECM, T.38, rate, station id). Calls
+// never share.
+func (e *Engine) batchKey(j *job.Job) string {
+	if j.Kind != job.KindFax {
+		return ""
+	}
+	o := j.Options
+	return fmt.Sprintf("%s|%s|%t|%t|%t|%d|%s", o.Resolution, o.PageSize, o.ECM != "off" && !j.Fallback.NoECM,
+		o.T38 != "off" && !j.Fallback.NoT38, o.T38 != "on", j.Fallback.MaxRate, firstNonEmpty(o.StationID, e.cfg.StationID))
 }
 
 func (e *Engine) wakeUp(id string) {
@@ -124,12 +137,20 @@ func (e *Engine) kickLocked() {
 	assigned, wake := e.sched.Next(now)
 	e.armBatchWakeLocked(wake, now)
 	for _, as := range assigned {
-		en := e.entries[as.Item.JobID]
-		if en == nil {
-			e.sched.Release(as.Group, as.Line)
-			continue
+		var ens []*entry
+		for _, it := range as.Items() {
+			if en := e.entries[it.JobID]; en != nil {
+				ens = append(ens, en)
+			}
 		}
-		e.startAttemptLocked(en, as)
+		switch {
+		case len(ens) == 0:
+			e.sched.Release(as.Group, as.Line)
+		case len(ens) == 1:
+			e.startAttemptLocked(ens[0], as.Group, as.Line)
+		default:
+			e.startBatchLocked(ens, as.Group, as.Line)
+		}
 	}
 }
 
@@ -149,7 +170,18 @@ func (e *Engine) armBatchWakeLocked(wake, now time.Time) {
 	})
 }
 
-func (e *Engine) startAttemptLocked(en *entry, as scheduler.Assignment) {
+func (e *Engine) startAttemptLocked(en *entry, group string, line int) {
+	done := e.beginAttemptLocked(en, group, line, true)
+	req := e.request(en.rec.Job, en.rec.Job.LastAttempt())
+	d := e.cfg.Diallers[group]
+	e.wg.Add(1)
+	go e.dial(en, d, req, done)
+}
+
+// beginAttemptLocked records a new attempt of en's job on line group/line
+// and puts the entry in a call; show puts it on the line's display. It
+// returns when the attempt is durable.
+func (e *Engine) beginAttemptLocked(en *entry, group string, line int, show bool) <-chan error {
 	j := en.rec.Job
 	now := e.cfg.Clock.Now()
 	id := job.NewAttemptID()
@@ -157,7 +189,7 @@ func (e *Engine) startAttemptLocked(en *entry, as scheduler.Assignment) {
 	a := job.Attempt{
 		ID:        id,
 		N:         len(j.Attempts) + 1,
-		Line:      job.LineAt(as.Group, as.Line),
+		Line:      job.LineAt(group, line),
 		StartedAt: now,
 		Result:    job.AttemptInProgress,
 		FirstPage: j.PagesConfirmed + 1,
@@ -168,18 +200,16 @@ func (e *Engine) startAttemptLocked(en *entry, as scheduler.Assignment) {
 	j.Status = job.Dialing
 	j.UpdatedAt = now
 	stopTimer(&en.wake)
-	en.inCall, en.attemptID, en.group, en.line = true, id, as.Group, as.Line
+	en.inCall, en.attemptID, en.group, en.line = true, id, group, line
 	e.calls[id] = en
 	en.dialIssued, en.cancel = false, false
-	e.board.call(job.LineAt(as.Group, as.Line), dialler.LineDialing, j, 0, 0)
-	req := e.request(j, j.LastAttempt())
-	if j.Kind == job.KindCall {
-		j.LastAttempt().Number = req.To
+	if show {
+		e.board.call(job.LineAt(group, line), dialler.LineDialing, j, 0, 0)
 	}
-	done := e.saveLocked(en)
-	d := e.cfg.Diallers[as.Group]
-	e.wg.Add(1)
-	go e.dial(en, d, req, done)
+	if j.Kind == job.KindCall {
+		j.LastAttempt().Number = e.request(j, j.LastAttempt()).To
+	}
+	return e.saveLocked(en)
 }
 
 // request is what the dialler is told of attempt a of job j: when it is
@@ -280,10 +310,7 @@ func (e *Engine) abandon(id string, cause error) {
 	}
 	e.log.Error("engine: the attempt could not be recorded; not dialling", "job", en.rec.Job.ID, "attempt", id, "err", cause)
 	delete(e.calls, id)
-	if en.group != "" {
-		e.sched.Release(en.group, en.line)
-		e.board.call(job.LineAt(en.group, en.line), dialler.LineIdle, nil, 0, 0)
-	}
+	e.freeLineLocked(en)
 	cancelled := en.cancel
 	en.inCall, en.attemptID, en.attemptTIF, en.dialIssued, en.cancel = false, "", "", false, false
 	j := en.rec.Job
@@ -320,10 +347,26 @@ func (e *Engine) entryForAttemptLocked(id string) *entry {
 func (e *Engine) Progress(p dialler.Progress) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if b := e.batches[p.AttemptID]; b != nil {
+		e.batchProgressLocked(b, p)
+		return
+	}
 	en := e.entryForAttemptLocked(p.AttemptID)
 	if en == nil {
 		return
 	}
+	e.progressLocked(en, p)
+	j := en.rec.Job
+	page := 0
+	if p.Page > 0 {
+		page = j.LastAttempt().FirstPage - 1 + p.Page
+	}
+	e.board.call(job.LineAt(en.group, en.line), dialler.LineStatus(p.State), j, page, j.Pages)
+}
+
+// progressLocked records a report on en's attempt: transport, channel,
+// answer time, and the job sending once the fax session is up.
+func (e *Engine) progressLocked(en *entry, p dialler.Progress) {
 	j := en.rec.Job
 	a := j.LastAttempt()
 	if p.Transport != "" {
@@ -347,27 +390,30 @@ func (e *Engine) Progress(p dialler.Progress) {
 		j.UpdatedAt = e.cfg.Clock.Now()
 		e.saveLocked(en)
 	}
-	page := 0
-	if p.Page > 0 {
-		page = a.FirstPage - 1 + p.Page
-	}
-	e.board.call(job.LineAt(en.group, en.line), dialler.LineStatus(p.State), j, page, j.Pages)
 }
 
-// Result implements dialler.Sink: the attempt ended.
+// Result implements dialler.Sink: the attempt (or the batch call) ended.
 func (e *Engine) Result(r dialler.Result) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if b := e.batches[r.AttemptID]; b != nil {
+		e.batchResultLocked(b, r)
+		e.kickLocked()
+		return
+	}
 	en := e.entryForAttemptLocked(r.AttemptID)
 	if en == nil {
 		e.log.Warn("engine: result for an unknown attempt", "attempt", r.AttemptID, "code", r.Code)
 		return
 	}
+	e.finishLocked(en, r)
+	e.kickLocked()
+}
+
+// finishLocked records how en's attempt ended and moves its job on.
+func (e *Engine) finishLocked(en *entry, r dialler.Result) {
 	now := e.cfg.Clock.Now()
-	if en.group != "" {
-		e.sched.Release(en.group, en.line)
-		e.board.call(job.LineAt(en.group, en.line), dialler.LineIdle, nil, 0, 0)
-	}
+	e.freeLineLocked(en)
 	if en.attemptTIF != "" && en.attemptTIF != filepath.Join(e.cfg.Store.DocDir(en.rec.Job.ID), FaxFile) {
 		os.Remove(en.attemptTIF)
 	}
@@ -387,7 +433,19 @@ func (e *Engine) Result(r dialler.Result) {
 		e.saveLocked(en, evs...)
 		e.readyLocked(en, now)
 	}
-	e.kickLocked()
+}
+
+// freeLineLocked frees the line en's call used: at once for a call of its
+// own, when its last job leaves for a batch.
+func (e *Engine) freeLineLocked(en *entry) {
+	if en.batch != nil {
+		e.leaveBatchLocked(en)
+		return
+	}
+	if en.group != "" {
+		e.sched.Release(en.group, en.line)
+		e.board.call(job.LineAt(en.group, en.line), dialler.LineIdle, nil, 0, 0)
+	}
 }
 
 // prepareTIFF cuts the pages an attempt still has to send and validates the

@@ -49,6 +49,11 @@ func (e *Engine) Cancel(id string) (*job.Job, error) {
 		en.cancel = true
 		d := e.cfg.Diallers[en.group]
 		attempt, issued := en.attemptID, en.dialIssued
+		if b := en.batch; b != nil {
+			// One job of several in a call: its pages still go (the call
+			// is hung up only when every job in it was cancelled).
+			attempt, issued = b.id, issued && allCancelled(b)
+		}
 		j := en.rec.Job.Clone()
 		e.mu.Unlock()
 		if issued && d != nil {

@@ -52,6 +52,7 @@ import (
 	"github.com/faxbox/faxbox/firmware/lifecycle"
 	"github.com/faxbox/faxbox/firmware/scheduler"
 	"github.com/faxbox/faxbox/firmware/store"
+	"github.com/faxbox/faxbox/firmware/tiff"
 )
 
 // Sentinel errors of the engine's API.
@@ -86,6 +87,9 @@ type Documents interface {
 	Validate(path string) (int, error)
 	// Extract writes pages from..N (1-based) of src to dst.
 	Extract(src, dst string, from int) (int, error)
+	// Join writes the parts' pages, in order, to dst as one TIFF-F (the
+	// pages of a call carrying several jobs).
+	Join(dst string, parts ...tiff.Part) (int, error)
 }
 
 // Outbox turns a job change into webhook deliveries (none when the job has no
@@ -100,9 +104,12 @@ type Config struct {
 	Docs     Documents
 	Groups   []*scheduler.Group
 	Diallers map[string]dialler.Dialler // by group name
-	Policy   lifecycle.Policy
-	Workers  int
-	Outbox   Outbox
+	// Destinations gives each number's limits (calls at once, jobs per
+	// call); nil: one call per number, one job per call.
+	Destinations scheduler.Destinations
+	Policy       lifecycle.Policy
+	Workers      int
+	Outbox       Outbox
 	// Deliver is told of deliveries once they are durable.
 	Deliver func([]*store.Delivery)
 	Log     *slog.Logger
@@ -119,7 +126,8 @@ type Engine struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
-	calls   map[string]*entry // attempt id → entry in a call
+	calls   map[string]*entry     // attempt id → entry in a call
+	batches map[string]*batchCall // call id → a call carrying several jobs
 	convQ   []string
 	convC   *sync.Cond
 	closed  bool
@@ -146,6 +154,7 @@ type entry struct {
 	dialIssued bool
 	cancel     bool // cancel requested while in a call
 	attemptTIF string
+	batch      *batchCall // the call it shares with other jobs, if any
 }
 
 // New builds an engine; Start brings it up.
@@ -169,6 +178,9 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Deliver = func([]*store.Delivery) {}
 	}
 	sched, err := scheduler.New(cfg.Groups)
+	if err == nil {
+		sched.SetDestinations(cfg.Destinations)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +189,7 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("engine: line group %s has no dialler", g.Name)
 		}
 	}
-	e := &Engine{cfg: cfg, log: cfg.Log, sched: sched, entries: map[string]*entry{}, calls: map[string]*entry{}, board: newBoard(cfg.Bus, sched.Lines())}
+	e := &Engine{cfg: cfg, log: cfg.Log, sched: sched, entries: map[string]*entry{}, calls: map[string]*entry{}, batches: map[string]*batchCall{}, board: newBoard(cfg.Bus, sched.Lines())}
 	e.convC = sync.NewCond(&e.mu)
 	e.ctx, e.stop = context.WithCancel(context.Background())
 	e.jr = newJournal(cfg.Store, cfg.Log, e.committed)

@@ -16,6 +16,7 @@ import (
 	"github.com/faxbox/faxbox/firmware/scheduler"
 	"github.com/faxbox/faxbox/firmware/store"
 	"github.com/faxbox/faxbox/firmware/testline"
+	"github.com/faxbox/faxbox/firmware/tiff"
 )
 
 // fakeDocs "converts" to a file holding the page count.
@@ -46,6 +47,19 @@ func (f fakeDocs) Extract(src, dst string, from int) (int, error) {
 	return n - from + 1, os.WriteFile(dst, []byte(fmt.Sprint(n-from+1)), 0o600)
 }
 
+// Join "joins" by adding the parts' page counts.
+func (f fakeDocs) Join(dst string, parts ...tiff.Part) (int, error) {
+	total := 0
+	for _, p := range parts {
+		n, err := f.Validate(p.Path)
+		if err != nil {
+			return 0, err
+		}
+		total += n - p.From + 1
+	}
+	return total, os.WriteFile(dst, []byte(fmt.Sprint(total)), 0o600)
+}
+
 // recorder counts dials per job and collects deliveries.
 type recorder struct {
 	mu    sync.Mutex
@@ -54,11 +68,13 @@ type recorder struct {
 	inner dialler.Dialler
 	max   map[string]int // concurrent calls per number
 	cur   map[string]int
+	calls int
 }
 
 func (r *recorder) Dial(ctx context.Context, q dialler.Request) error {
 	r.mu.Lock()
 	r.dials[q.JobID]++
+	r.calls++
 	r.cur[q.To]++
 	if r.cur[q.To] > r.max[q.To] {
 		r.max[q.To] = r.cur[q.To]
@@ -83,6 +99,10 @@ func (s *sinkFn) Result(r dialler.Result) {
 		s.rec.mu.Lock()
 		s.rec.cur[en.rec.Job.To]--
 		s.rec.mu.Unlock()
+	} else if b := (*s.e).batches[r.AttemptID]; b != nil && len(b.members) > 0 {
+		s.rec.mu.Lock()
+		s.rec.cur[b.members[0].rec.Job.To]--
+		s.rec.mu.Unlock()
 	}
 	(*s.e).mu.Unlock()
 	(*s.e).Result(r)
@@ -96,6 +116,12 @@ type harness struct {
 
 func start(t *testing.T, dir string, channels int) *harness {
 	t.Helper()
+	return startWith(t, dir, channels, nil)
+}
+
+// startWith starts an engine on the test line with per-number limits.
+func startWith(t *testing.T, dir string, channels int, dest scheduler.Destinations) *harness {
+	t.Helper()
 	st, err := store.Open(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -105,8 +131,9 @@ func start(t *testing.T, dir string, channels int) *harness {
 	h.rec.inner = testline.New("9999000", 20*time.Millisecond, clock.Real{}, sink)
 	e, err := New(Config{
 		Store: st, Docs: fakeDocs{pages: 3}, Workers: 2,
-		Groups:   []*scheduler.Group{{Name: "test", Channels: channels, Prefixes: []string{"9999000"}, Test: true}},
-		Diallers: map[string]dialler.Dialler{"test": h.rec},
+		Groups:       []*scheduler.Group{{Name: "test", Channels: channels, Prefixes: []string{"9999000"}, Test: true}},
+		Diallers:     map[string]dialler.Dialler{"test": h.rec},
+		Destinations: dest,
 		Outbox: func(j *job.Job, evs []job.Event) []*store.Delivery {
 			h.rec.mu.Lock()
 			h.rec.evs[j.ID] = append(h.rec.evs[j.ID], evs...)

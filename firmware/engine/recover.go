@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/dialler"
@@ -59,10 +60,19 @@ type attemptFate struct {
 func (e *Engine) reconcile(ctx context.Context, recs []*store.Record) (attemptFate, error) {
 	f := attemptFate{alive: map[string]bool{}, kept: map[string]dialler.Result{}}
 	byDialler := map[string][]dialler.Request{}
+	seen := map[string]bool{}
 	for _, r := range recs {
-		if a := r.Job.LastAttempt(); a != nil && r.Job.Status.Active() {
-			byDialler[a.Line.Group] = append(byDialler[a.Line.Group], e.request(r.Job, a))
+		a := r.Job.LastAttempt()
+		if a == nil || !r.Job.Status.Active() || seen[a.Call] {
+			continue
 		}
+		req := e.request(r.Job, a)
+		if a.Call != "" {
+			// One call for several jobs: the line knows it by the call's id.
+			seen[a.Call] = true
+			req.AttemptID, req.JobID = a.Call, a.Call
+		}
+		byDialler[a.Line.Group] = append(byDialler[a.Line.Group], req)
 	}
 	for g, reqs := range byDialler {
 		d := e.cfg.Diallers[g]
@@ -122,20 +132,32 @@ func (e *Engine) recoverCallLocked(en *entry, fate attemptFate, now time.Time) (
 	g, idx := a.Line.Group, a.Line.Index()
 	en.inCall, en.attemptID, en.group, en.line = true, a.ID, g, idx
 	e.calls[a.ID] = en
-	if err := e.sched.Occupy(g, idx, j.ID, j.To); err != nil {
+	callID := a.ID
+	if a.Call != "" {
+		callID = a.Call
+		b := e.batchOfLocked(a, j)
+		en.batch = b
+		b.members = append(b.members, en)
+		slices.SortFunc(b.members, func(x, y *entry) int {
+			return x.rec.Job.LastAttempt().CallOffset - y.rec.Job.LastAttempt().CallOffset
+		})
+	} else if err := e.sched.Occupy(g, idx, j.ID, j.To); err != nil {
 		e.log.Warn("engine: recover line", "job", j.ID, "err", err)
 		en.group = ""
 	} else {
 		e.board.call(a.Line, dialler.LineStatus(j.Status), j, 0, j.Pages)
 	}
-	if fate.alive[a.ID] {
+	if fate.alive[callID] {
 		en.dialIssued = true
-		e.log.Info("engine: attempt still up after restart; waiting for its result", "job", j.ID, "attempt", a.ID)
+		e.log.Info("engine: attempt still up after restart; waiting for its result", "job", j.ID, "attempt", a.ID, "call", callID)
 		return dialler.Result{}, false
 	}
-	if r, ok := fate.kept[a.ID]; ok {
+	if r, ok := fate.kept[callID]; ok {
 		en.dialIssued = true
 		e.log.Info("engine: attempt ended while faxbox was down; its result was kept", "job", j.ID, "attempt", a.ID, "code", r.Code)
+		if a.Call != "" {
+			return shareOf(r, a.ID, a.CallOffset, callPages(en)), true
+		}
 		return r, true
 	}
 	// An attempt that got as far as an answer was dialled and counts; one

@@ -170,6 +170,11 @@ type Attempt struct {
 	Number      string `json:"number,omitempty"`
 	Digit       string `json:"digit,omitempty"`
 	TalkSeconds int    `json:"talk_seconds,omitempty"`
+	// Batch: the call this attempt shared with attempts of other jobs to the
+	// same number (the id the line knows the call by), and how many pages of
+	// those jobs went before this one's in it. Empty for a call of its own.
+	Call       string `json:"call,omitempty"`
+	CallOffset int    `json:"call_offset,omitempty"`
 	// Settings the attempt was made with (fallback ladder).
 	T38       bool `json:"t38_offered"`
 	MaxRate   int  `json:"max_rate,omitempty"`
