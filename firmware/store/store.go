@@ -47,6 +47,7 @@ var (
 	bDead    = []byte("outbox_dead")
 	bPurge   = []byte("purge") // big-endian unix nanos + id → nil: documents to purge
 	bMeta    = []byte("meta")
+	bState   = []byte("state") // name → JSON: small durable state of other parts of the box
 	kSeq     = []byte("seq")
 	kTotal   = []byte("jobs_total")
 	dbName   = "faxbox.db"
@@ -123,7 +124,7 @@ func Open(dir string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bJobs, bActive, bRefs, bOutbox, bDead, bPurge, bMeta} {
+		for _, b := range [][]byte{bJobs, bActive, bRefs, bOutbox, bDead, bPurge, bMeta, bState} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
