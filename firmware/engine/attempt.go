@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/dialler"
@@ -396,6 +397,7 @@ func (e *Engine) progressLocked(en *entry, p dialler.Progress) {
 func (e *Engine) Result(r dialler.Result) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.observeBusyLocked(r)
 	if b := e.batches[r.AttemptID]; b != nil {
 		e.batchResultLocked(b, r)
 		e.kickLocked()
@@ -408,6 +410,24 @@ func (e *Engine) Result(r dialler.Result) {
 	}
 	e.finishLocked(en, r)
 	e.kickLocked()
+}
+
+// observeBusyLocked tells OnBusy of a busy answer while the box had other
+// calls up to the same number (this call still counts as up here).
+func (e *Engine) observeBusyLocked(r dialler.Result) {
+	if r.Code != failure.LineBusy || e.cfg.OnBusy == nil {
+		return
+	}
+	en := e.entryForAttemptLocked(r.AttemptID)
+	if b := e.batches[r.AttemptID]; b != nil && len(b.members) > 0 {
+		en = b.members[0]
+	}
+	if en == nil || en.rec.Job.Kind != job.KindFax {
+		return
+	}
+	if others := e.sched.InCalls(en.rec.Job.To) - 1; others >= 1 {
+		e.cfg.OnBusy(strings.TrimPrefix(en.rec.Job.To, "+"), others)
+	}
 }
 
 // finishLocked records how en's attempt ended and moves its job on.

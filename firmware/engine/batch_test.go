@@ -11,12 +11,14 @@ import (
 	"github.com/faxbox/faxbox/firmware/scheduler"
 )
 
-func batchOf(num string, n int) scheduler.Destinations {
-	return func(to string) scheduler.Limits {
-		if to == num {
-			return scheduler.Limits{Concurrent: 1, Batch: n, BatchWait: 5 * time.Second}
+func batchOf(num string, n int) func(*Config) {
+	return func(c *Config) {
+		c.Destinations = func(to string) scheduler.Limits {
+			if to == num {
+				return scheduler.Limits{Concurrent: 1, Batch: n, BatchWait: 5 * time.Second}
+			}
+			return scheduler.OneAtATime(to)
 		}
-		return scheduler.OneAtATime(to)
 	}
 }
 

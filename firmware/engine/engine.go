@@ -107,9 +107,13 @@ type Config struct {
 	// Destinations gives each number's limits (calls at once, jobs per
 	// call); nil: one call per number, one job per call.
 	Destinations scheduler.Destinations
-	Policy       lifecycle.Policy
-	Workers      int
-	Outbox       Outbox
+	// OnBusy is told, under the engine's lock (it must not call back), that
+	// a number answered busy while others other calls to it were up: the
+	// number may take no more than that (see firmware/capacity).
+	OnBusy  func(num string, others int)
+	Policy  lifecycle.Policy
+	Workers int
+	Outbox  Outbox
 	// Deliver is told of deliveries once they are durable.
 	Deliver func([]*store.Delivery)
 	Log     *slog.Logger

@@ -119,8 +119,8 @@ func start(t *testing.T, dir string, channels int) *harness {
 	return startWith(t, dir, channels, nil)
 }
 
-// startWith starts an engine on the test line with per-number limits.
-func startWith(t *testing.T, dir string, channels int, dest scheduler.Destinations) *harness {
+// startWith starts an engine on the test line; set changes its config.
+func startWith(t *testing.T, dir string, channels int, set func(*Config)) *harness {
 	t.Helper()
 	st, err := store.Open(dir, store.Options{})
 	if err != nil {
@@ -129,18 +129,21 @@ func startWith(t *testing.T, dir string, channels int, dest scheduler.Destinatio
 	h := &harness{st: st, rec: &recorder{dials: map[string]int{}, evs: map[string][]job.Event{}, max: map[string]int{}, cur: map[string]int{}}}
 	sink := &sinkFn{e: &h.e, rec: h.rec}
 	h.rec.inner = testline.New("9999000", 20*time.Millisecond, clock.Real{}, sink)
-	e, err := New(Config{
+	cfg := Config{
 		Store: st, Docs: fakeDocs{pages: 3}, Workers: 2,
-		Groups:       []*scheduler.Group{{Name: "test", Channels: channels, Prefixes: []string{"9999000"}, Test: true}},
-		Diallers:     map[string]dialler.Dialler{"test": h.rec},
-		Destinations: dest,
+		Groups:   []*scheduler.Group{{Name: "test", Channels: channels, Prefixes: []string{"9999000"}, Test: true}},
+		Diallers: map[string]dialler.Dialler{"test": h.rec},
 		Outbox: func(j *job.Job, evs []job.Event) []*store.Delivery {
 			h.rec.mu.Lock()
 			h.rec.evs[j.ID] = append(h.rec.evs[j.ID], evs...)
 			h.rec.mu.Unlock()
 			return nil
 		},
-	})
+	}
+	if set != nil {
+		set(&cfg)
+	}
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
