@@ -233,7 +233,7 @@ func TestRealAsterisk(t *testing.T) {
 		})
 		t.Run("truncated and corrupt TIFFs fail before dialling", func(t *testing.T) {
 			t.Parallel()
-			before, _ := e.l.Calls("107") // nobody calls 107 (the remote counts every 1XX call)
+			before, _ := e.l.Calls("109") // nobody calls 109 (the remote counts every 1XX call)
 			tif := testkit.FaxTIFF(t, 2)
 			f, _ := tiff.Parse(tif)
 			corrupt := append([]byte(nil), tif...)
@@ -243,14 +243,14 @@ func TestRealAsterisk(t *testing.T) {
 			}
 			for name, doc := range map[string][]byte{"truncated": tif[:len(tif)*3/4], "corrupt": corrupt} {
 				var j job.Job
-				e.c.Submit(t, "/v1/faxes", &j, testkit.File("file", name+".tif", doc), testkit.Field("to", "107"), testkit.Field("header", ""), testkit.Field("resolution", "standard"))
+				e.c.Submit(t, "/v1/faxes", &j, testkit.File("file", name+".tif", doc), testkit.Field("to", "109"), testkit.Field("header", ""), testkit.Field("resolution", "standard"))
 				got := e.wait(t, j.ID, job.Failed, time.Minute)
 				if got.Error.Class != "document" || len(got.Attempts) != 0 {
 					t.Errorf("%s TIFF: %+v, %d attempts", name, got.Error, len(got.Attempts))
 				}
 			}
-			if after, _ := e.l.Calls("107"); after != before {
-				t.Errorf("calls to 107 went from %d to %d", before, after)
+			if after, _ := e.l.Calls("109"); after != before {
+				t.Errorf("calls to 109 went from %d to %d", before, after)
 			}
 		})
 	})

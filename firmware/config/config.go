@@ -16,6 +16,7 @@ import (
 
 	"github.com/faxbox/faxbox/board"
 	"github.com/faxbox/faxbox/dahdi"
+	"github.com/faxbox/faxbox/firmware/destctl"
 	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/firmware/scheduler"
 )
@@ -51,6 +52,15 @@ type Config struct {
 	// panel.board. With an asterisk section, Load adds a line group for each
 	// DAHDI line group the spans make (see ResolveDAHDI).
 	DAHDI *dahdi.Config `json:"dahdi,omitempty"`
+	// Destinations: the destination controls, first match wins (see
+	// package destctl and DestControls).
+	Destinations []destctl.Rule `json:"destinations"`
+}
+
+// DestControls compiles the destinations rules for matching; the error
+// names each bad rule by its index and pattern.
+func (c *Config) DestControls() (*destctl.Controls, error) {
+	return destctl.Compile(c.Destinations)
 }
 
 // JobDefaults apply when a submission leaves a field out.
@@ -315,6 +325,9 @@ func Load(path string) (Config, error) {
 	if err := c.ResolveDAHDI(); err != nil {
 		return c, fmt.Errorf("config: %s: %w", path, err)
 	}
+	if _, err := c.DestControls(); err != nil {
+		return c, fmt.Errorf("config: %s: %w", path, err)
+	}
 	return c, nil
 }
 
@@ -439,6 +452,9 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("calls.callback.allow_callers: %q is not digits", a))
 			}
 		}
+	}
+	if _, err := c.DestControls(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Asterisk != nil && !safePath.MatchString(c.DataDir) {
 		// Document paths reach Asterisk's dialplan: keep them plain.

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/faxbox/faxbox/dahdi"
+	"github.com/faxbox/faxbox/firmware/destctl"
 )
 
 func TestLoadOverDefaults(t *testing.T) {
@@ -191,5 +192,56 @@ func TestFirstBoot(t *testing.T) {
 	}
 	if _, err := os.Stat(out3); !os.IsNotExist(err) {
 		t.Fatal("a refused default left a file")
+	}
+}
+
+// TestDestinations: the destinations rules load and match; a bad rule is a
+// load error naming the file, the rule's index and pattern, and Validate
+// refuses one set in code.
+func TestDestinations(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.json")
+	os.WriteFile(p, []byte(`{"tokens":["abcdefgh1"],"destinations":[
+		{"prefix":"107","max_concurrent":4},
+		{"regex":"108","max_batch":10,"batch_wait":"20s","retry_waits":{"line.busy":"30s"}},
+		{"prefix":"0900","reject":"premium rate"}]}`), 0o600)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	dc, err := c.DestControls()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := dc.Match("107"); m.Rule != 0 || m.MaxConcurrent != 4 || m.MaxBatch != 1 {
+		t.Errorf("107: %+v", m)
+	}
+	if m := dc.Match("108"); m.Rule != 1 || m.MaxConcurrent != 1 || m.MaxBatch != 10 || m.BatchWait.String() != "20s" {
+		t.Errorf("108: %+v", m)
+	}
+	if r, ok := dc.Reject("0900123"); !ok || r != "premium rate" {
+		t.Errorf("0900: %q %v", r, ok)
+	}
+	for js, want := range map[string][]string{
+		`{"destinations":[{"prefix":"1"},{"regex":"10(7"}]}`:                        {p, `destinations[1] (regex "10(7")`, "bad regex"},
+		`{"destinations":[{"prefix":"1","retry_waits":{"line.bsy":"1m"}}]}`:         {`destinations[0] (prefix "1")`, `unknown failure code "line.bsy"`},
+		`{"destinations":[{"prefix":"1","max_batch":51,"max_concurrent":65}]}`:      {"max_batch 51", "max_concurrent 65"},
+		`{"destinations":[{"prefix":"1","max_concurrent":4,"max_simultaneous":1}]}`: {`unknown field "max_simultaneous"`},
+	} {
+		os.WriteFile(p, []byte(js), 0o600)
+		_, err := Load(p)
+		for _, w := range want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: load error %v does not say %s", js, err, w)
+			}
+		}
+	}
+	c = Default()
+	c.Tokens = []string{"abcdefgh1"}
+	c.Destinations = []destctl.Rule{{Prefix: "1", MaxBatch: -1}}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "max_batch -1") {
+		t.Errorf("Validate: %v", err)
 	}
 }

@@ -22,6 +22,9 @@ const (
 	LineDropped       Code = "line.dropped"
 	LineInterrupted   Code = "line.interrupted"
 	NoLineForNumber   Code = "line.no_line_for_number"
+	// LineRejectedDestination: the box's destination controls refuse the
+	// number (a `destinations` rule with `reject`); it is never dialled.
+	LineRejectedDestination Code = "line.rejected_destination"
 )
 
 // Fax-level outcomes: a call was answered, the fax session failed.
@@ -93,6 +96,8 @@ var table = map[Code]Info{
 	LineDropped:       {Retryable: true, Message: "the call dropped"},
 	LineInterrupted:   {Retryable: true, Message: "the attempt was interrupted by a restart"},
 	NoLineForNumber:   {Retryable: false, Message: "no line group can dial this number"},
+
+	LineRejectedDestination: {Retryable: false, Message: "the box's destination rules refuse this number"},
 
 	FaxNegotiation:    {Retryable: true, Message: "fax negotiation failed"},
 	FaxTraining:       {Retryable: true, Message: "fax training failed"},

@@ -22,6 +22,9 @@ import (
 //	     (the box's caller id name carries the job id); receives normally after
 //	106  slow receiver: ECM off, at most 9600 bit/s (G.711 only, like 101:
 //	     spandsp applies these limits to audio fax, not to T.38 relay)
+//	107  fax server behind one number: receives like 100, at most 4 calls at
+//	     once; a fifth call meanwhile is answered busy
+//	108  one-line fax machine: receives like 100, busy while in a call
 //	200  answers and stays 8 s (an agent or a customer)
 //	201  answers and sends DTMF 1 two seconds in (acknowledges)
 //	202  busy
@@ -124,12 +127,35 @@ exten => n399,1,Answer()
  same => n,Wait(5)
  same => n,Hangup()
 
+exten => n107,1,Gosub(faxlab-limit,s,1(n107,4))
+ same => n,Answer()
+ same => n,ReceiveFAX({{RX}}/107-${UNIQUEID}.tif,f)
+ same => n,Hangup()
+
+exten => n108,1,Gosub(faxlab-limit,s,1(n108,1))
+ same => n,Answer()
+ same => n,ReceiveFAX({{RX}}/108-${UNIQUEID}.tif,f)
+ same => n,Hangup()
+
 exten => n106,1,Answer()
  same => n,Set(FAXOPT(ecm)=no)
  same => n,Set(FAXOPT(modems)=v27,v29)
  same => n,Set(FAXOPT(maxrate)=9600)
  same => n,ReceiveFAX({{RX}}/106-${UNIQUEID}.tif,f)
  same => n,Hangup()
+
+; Gosub(faxlab-limit,s,1(group,max)): the call joins group when it holds
+; fewer than max calls, and answers busy otherwise. The lock makes counting
+; and joining one step, so simultaneous calls are counted one by one; a busy
+; call never joins, and a call leaves the group when it hangs up.
+[faxlab-limit]
+exten => s,1,Set(LOCKED=${LOCK(faxlab-${ARG1})})
+ same => n,GotoIf($[${GROUP_COUNT(${ARG1}@faxlab)} >= ${ARG2}]?full)
+ same => n,Set(GROUP(faxlab)=${ARG1})
+ same => n,Set(UNLOCKED=${UNLOCK(faxlab-${ARG1})})
+ same => n,Return()
+ same => n(full),Set(UNLOCKED=${UNLOCK(faxlab-${ARG1})})
+ same => n,Busy(5)
 `
 
 func (l *Lab) writeRemote() error {
@@ -146,7 +172,7 @@ func (l *Lab) writeRemote() error {
 	if err != nil {
 		return err
 	}
-	files["modules.conf"] = append(files["modules.conf"], []byte("load => func_db.so\nload => app_stack.so\nload => app_senddtmf.so\n")...)
+	files["modules.conf"] = append(files["modules.conf"], []byte("load => func_db.so\nload => app_stack.so\nload => app_senddtmf.so\nload => func_lock.so\nload => func_groupcount.so\n")...)
 	files["manager.conf"] = []byte(fmt.Sprintf(`[general]
 enabled = yes
 port = %d

@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/tools/lab"
 )
 
@@ -60,12 +58,12 @@ func main() {
 		if err != nil {
 			fail(err)
 		}
-		cfg := l.FaxboxConfig(config.Default())
-		b, _ := json.MarshalIndent(map[string]any{"asterisk": cfg.Asterisk, "line_groups": cfg.LineGroups}, "", "  ")
+		b, err := l.RunConfig(*data)
+		if err != nil {
+			l.Down()
+			fail(err)
+		}
 		if *cfgOut != "" {
-			if *data != "" {
-				b, _ = json.MarshalIndent(map[string]any{"data_dir": *data, "asterisk": cfg.Asterisk, "line_groups": cfg.LineGroups}, "", "  ")
-			}
 			if err := os.WriteFile(*cfgOut, b, 0o600); err != nil {
 				l.Down()
 				fail(err)
