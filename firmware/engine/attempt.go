@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/dialler"
@@ -50,8 +49,16 @@ func (e *Engine) readyLocked(en *entry, now time.Time) {
 		e.endLocked(en, evs...)
 		return
 	}
-	if open, next := scheduler.Open(e.sched.Windows(group), now); !open && j.Priority < 9 {
-		// Outside the line group's calling window: wait for it to open.
+	ctl := e.control(j.To)
+	if ctl.Reject != "" {
+		// The destination rules refuse the number (the configuration may
+		// have changed since the job was accepted).
+		e.endLocked(en, lifecycle.FailDocument(j, failure.LineRejectedDestination, ctl.Reject, now)...)
+		return
+	}
+	if open, next := openWindows(now, e.sched.Windows(group), ctl.Windows); !open && j.Priority < 9 {
+		// Outside the line group's or the destination's calling window:
+		// wait for it to open.
 		stopTimer(&en.wake)
 		id := j.ID
 		en.wake = e.cfg.Clock.AfterFunc(next.Sub(now), func() { e.wakeUp(id) })
@@ -72,9 +79,20 @@ func (e *Engine) batchKey(j *job.Job) string {
 	if j.Kind != job.KindFax {
 		return ""
 	}
-	o := j.Options
-	return fmt.Sprintf("%s|%s|%t|%t|%t|%d|%s", o.Resolution, o.PageSize, o.ECM != "off" && !j.Fallback.NoECM,
-		o.T38 != "off" && !j.Fallback.NoT38, o.T38 != "on", j.Fallback.MaxRate, firstNonEmpty(o.StationID, e.cfg.StationID))
+	o, set := j.Options, e.settings(j)
+	return fmt.Sprintf("%s|%s|%t|%t|%t|%d|%s", o.Resolution, o.PageSize, set.ecm, set.t38, set.audioFallback, set.maxRate,
+		firstNonEmpty(o.StationID, e.cfg.StationID))
+}
+
+// openWindows reports whether now is inside every set of windows (an empty
+// set is always open), else when to look again.
+func openWindows(now time.Time, sets ...[]scheduler.Window) (bool, time.Time) {
+	for _, ws := range sets {
+		if open, next := scheduler.Open(ws, now); !open {
+			return false, next
+		}
+	}
+	return true, time.Time{}
 }
 
 func (e *Engine) wakeUp(id string) {
@@ -186,7 +204,7 @@ func (e *Engine) beginAttemptLocked(en *entry, group string, line int, show bool
 	j := en.rec.Job
 	now := e.cfg.Clock.Now()
 	id := job.NewAttemptID()
-	t38 := j.Options.T38 != "off" && !j.Fallback.NoT38
+	set := e.settings(j)
 	a := job.Attempt{
 		ID:        id,
 		N:         len(j.Attempts) + 1,
@@ -194,8 +212,8 @@ func (e *Engine) beginAttemptLocked(en *entry, group string, line int, show bool
 		StartedAt: now,
 		Result:    job.AttemptInProgress,
 		FirstPage: j.PagesConfirmed + 1,
-		T38:       t38,
-		MaxRate:   j.Fallback.MaxRate,
+		T38:       set.t38,
+		MaxRate:   set.maxRate,
 	}
 	j.Attempts = append(j.Attempts, a)
 	j.Status = job.Dialing
@@ -226,14 +244,15 @@ func (e *Engine) request(j *job.Job, a *job.Attempt) dialler.Request {
 		}
 		return req
 	}
+	set := e.settings(j)
 	req.Fax = &dialler.FaxSpec{
 		FirstPage:     a.FirstPage,
 		TotalPages:    j.Pages,
 		StationID:     firstNonEmpty(j.Options.StationID, e.cfg.StationID),
-		ECM:           j.Options.ECM != "off" && !j.Fallback.NoECM,
+		ECM:           set.ecm,
 		T38:           a.T38,
 		MaxRate:       a.MaxRate,
-		AudioFallback: j.Options.T38 != "on",
+		AudioFallback: set.audioFallback,
 	}
 	return req
 }
@@ -412,24 +431,6 @@ func (e *Engine) Result(r dialler.Result) {
 	e.kickLocked()
 }
 
-// observeBusyLocked tells OnBusy of a busy answer while the box had other
-// calls up to the same number (this call still counts as up here).
-func (e *Engine) observeBusyLocked(r dialler.Result) {
-	if r.Code != failure.LineBusy || e.cfg.OnBusy == nil {
-		return
-	}
-	en := e.entryForAttemptLocked(r.AttemptID)
-	if b := e.batches[r.AttemptID]; b != nil && len(b.members) > 0 {
-		en = b.members[0]
-	}
-	if en == nil || en.rec.Job.Kind != job.KindFax {
-		return
-	}
-	if others := e.sched.InCalls(en.rec.Job.To) - 1; others >= 1 {
-		e.cfg.OnBusy(strings.TrimPrefix(en.rec.Job.To, "+"), others)
-	}
-}
-
 // finishLocked records how en's attempt ended and moves its job on.
 func (e *Engine) finishLocked(en *entry, r dialler.Result) {
 	now := e.cfg.Clock.Now()
@@ -446,7 +447,7 @@ func (e *Engine) finishLocked(en *entry, r dialler.Result) {
 	}
 	en.inCall, en.attemptID, en.attemptTIF, en.dialIssued, en.cancel = false, "", "", false, false
 	j := en.rec.Job
-	evs := lifecycle.Finish(j, r, cancelled, e.cfg.Policy, now)
+	evs := lifecycle.Finish(j, r, cancelled, e.policyFor(j), now)
 	if j.Status.Terminal() {
 		e.endLocked(en, evs...)
 	} else {

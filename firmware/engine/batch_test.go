@@ -5,20 +5,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/faxbox/faxbox/firmware/destctl"
 	"github.com/faxbox/faxbox/firmware/dialler"
 	"github.com/faxbox/faxbox/firmware/failure"
 	"github.com/faxbox/faxbox/firmware/job"
-	"github.com/faxbox/faxbox/firmware/scheduler"
 )
 
+// batchOf sends up to n jobs to num in one call, waiting up to 5 s for them.
 func batchOf(num string, n int) func(*Config) {
+	return withRules(destctl.Rule{Prefix: num, MaxBatch: n, BatchWait: job.Duration(5 * time.Second)})
+}
+
+func withRules(rules ...destctl.Rule) func(*Config) {
 	return func(c *Config) {
-		c.Destinations = func(to string) scheduler.Limits {
-			if to == num {
-				return scheduler.Limits{Concurrent: 1, Batch: n, BatchWait: 5 * time.Second}
-			}
-			return scheduler.OneAtATime(to)
+		ctl, err := destctl.Compile(rules)
+		if err != nil {
+			panic(err)
 		}
+		c.Rules = ctl
 	}
 }
 

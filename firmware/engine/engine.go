@@ -44,7 +44,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/faxbox/faxbox/firmware/capacity"
 	"github.com/faxbox/faxbox/firmware/clock"
+	"github.com/faxbox/faxbox/firmware/destctl"
 	"github.com/faxbox/faxbox/firmware/dialler"
 	"github.com/faxbox/faxbox/firmware/events"
 	"github.com/faxbox/faxbox/firmware/failure"
@@ -104,13 +106,13 @@ type Config struct {
 	Docs     Documents
 	Groups   []*scheduler.Group
 	Diallers map[string]dialler.Dialler // by group name
-	// Destinations gives each number's limits (calls at once, jobs per
-	// call); nil: one call per number, one job per call.
-	Destinations scheduler.Destinations
-	// OnBusy is told, under the engine's lock (it must not call back), that
-	// a number answered busy while others other calls to it were up: the
-	// number may take no more than that (see firmware/capacity).
-	OnBusy  func(num string, others int)
+	// Rules are the destination controls (nil: one call per number, one
+	// job per call, nothing else).
+	Rules *destctl.Controls
+	// Learned keeps what the box learned of numbers' capacity (nil: a
+	// learner with the default step). Its caps are stored in Store and
+	// restored by Start.
+	Learned *capacity.Learner
 	Policy  lifecycle.Policy
 	Workers int
 	Outbox  Outbox
@@ -140,6 +142,11 @@ type Engine struct {
 	wg      sync.WaitGroup
 	board   *board
 	started bool
+	// capsSeq numbers the learned-caps snapshots; capsSaved is the newest
+	// stored (under capsMu).
+	capsSeq   uint64
+	capsMu    sync.Mutex
+	capsSaved uint64
 	// batchWake runs kickLocked when a job held for a fuller batch may go.
 	batchWake   clock.Timer
 	batchWakeAt time.Time
@@ -181,10 +188,10 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Deliver == nil {
 		cfg.Deliver = func([]*store.Delivery) {}
 	}
-	sched, err := scheduler.New(cfg.Groups)
-	if err == nil {
-		sched.SetDestinations(cfg.Destinations)
+	if cfg.Learned == nil {
+		cfg.Learned = capacity.New(0)
 	}
+	sched, err := scheduler.New(cfg.Groups)
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +201,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	e := &Engine{cfg: cfg, log: cfg.Log, sched: sched, entries: map[string]*entry{}, calls: map[string]*entry{}, batches: map[string]*batchCall{}, board: newBoard(cfg.Bus, sched.Lines())}
+	sched.SetDestinations(e.limits)
 	e.convC = sync.NewCond(&e.mu)
 	e.ctx, e.stop = context.WithCancel(context.Background())
 	e.jr = newJournal(cfg.Store, cfg.Log, e.committed)

@@ -69,12 +69,17 @@ type recorder struct {
 	max   map[string]int // concurrent calls per number
 	cur   map[string]int
 	calls int
+	last  map[string]dialler.Request // the last request per job
 }
 
 func (r *recorder) Dial(ctx context.Context, q dialler.Request) error {
 	r.mu.Lock()
 	r.dials[q.JobID]++
 	r.calls++
+	if r.last == nil {
+		r.last = map[string]dialler.Request{}
+	}
+	r.last[q.JobID] = q
 	r.cur[q.To]++
 	if r.cur[q.To] > r.max[q.To] {
 		r.max[q.To] = r.cur[q.To]

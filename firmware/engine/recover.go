@@ -20,6 +20,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("engine: recover: %w", err)
 	}
+	e.restoreCaps()
 	fate, err := e.reconcile(ctx, recs)
 	if err != nil {
 		return err

@@ -12,13 +12,21 @@ import (
 	"github.com/faxbox/faxbox/firmware/job"
 )
 
-// Policy holds the per-cause retry intervals (zero: the job's own interval).
+// Policy holds the per-cause retry intervals (zero: the job's own
+// interval); Waits and MaxAttempts are the job's destination's (its
+// destination controls): they win over Retry and cap the job's own
+// max_attempts.
 type Policy struct {
-	Retry config.Retry
+	Retry       config.Retry
+	Waits       map[failure.Code]time.Duration
+	MaxAttempts int
 }
 
 // Interval returns how long to wait before retrying after code.
 func (p Policy) Interval(j *job.Job, code failure.Code) time.Duration {
+	if w, ok := p.Waits[code]; ok {
+		return w
+	}
 	var d job.Duration
 	switch code {
 	case failure.LineBusy:
@@ -133,7 +141,7 @@ func retryOrFail(j *job.Job, a *job.Attempt, r dialler.Result, p Policy, now tim
 	switch {
 	case !info.Retryable:
 		fail(j, a.Error, now)
-	case j.Dials-j.RetryBase >= j.MaxAttempts:
+	case j.Dials-j.RetryBase >= p.maxAttempts(j):
 		fail(j, a.Error, now)
 	default:
 		wait := p.Interval(j, r.Code)
@@ -156,6 +164,14 @@ func fail(j *job.Job, e *job.Error, now time.Time) {
 	j.Status = job.Failed
 	j.Error = e
 	j.CompletedAt = &now
+}
+
+// maxAttempts is j's max_attempts, capped by its destination's.
+func (p Policy) maxAttempts(j *job.Job) int {
+	if p.MaxAttempts > 0 && p.MaxAttempts < j.MaxAttempts {
+		return p.MaxAttempts
+	}
+	return j.MaxAttempts
 }
 
 // Fallback moves the job one step down the ladder after a fax-level failure

@@ -186,6 +186,15 @@ func (s *Scheduler) SetDestinations(d Destinations) {
 // are up.
 func (s *Scheduler) InCalls(num string) int { return s.numbers[strings.TrimPrefix(num, "+")] }
 
+// Numbers returns the numbers with calls up and how many each has.
+func (s *Scheduler) Numbers() map[string]int {
+	out := make(map[string]int, len(s.numbers))
+	for n, c := range s.numbers {
+		out[n] = c
+	}
+	return out
+}
+
 // Add queues it; it replaces a queued item with the same JobID.
 func (s *Scheduler) Add(it *Item) error {
 	g, ok := s.byName[it.Group]
