@@ -1,6 +1,11 @@
 // Package box assembles a running faxbox from its configuration: store,
-// engine with its diallers, webhook sender and the HTTP API. cmd/faxbox and
-// the end-to-end tests both start the box through Run.
+// engine with its diallers, webhook sender, the HTTP API and the front
+// panel, and connects the Asterisk manager interface's events to what
+// follows them (package linecard for the DAHDI line cards, trunk for the
+// SIP trunk's qualify, the Asterisk diallers; inbound callbacks through
+// package inbound, message audio through package speech). It is wiring
+// only: the features live in those packages. cmd/faxbox and the end-to-end
+// tests both start the box through Open and Serve.
 package box
 
 import (
@@ -26,12 +31,16 @@ import (
 	"github.com/faxbox/faxbox/firmware/engine"
 	"github.com/faxbox/faxbox/firmware/events"
 	"github.com/faxbox/faxbox/firmware/gpio"
+	"github.com/faxbox/faxbox/firmware/inbound"
+	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/firmware/lcd"
 	"github.com/faxbox/faxbox/firmware/lifecycle"
+	"github.com/faxbox/faxbox/firmware/linecard"
 	"github.com/faxbox/faxbox/firmware/panel"
 	"github.com/faxbox/faxbox/firmware/scheduler"
 	"github.com/faxbox/faxbox/firmware/store"
 	"github.com/faxbox/faxbox/firmware/testline"
+	"github.com/faxbox/faxbox/firmware/trunk"
 	"github.com/faxbox/faxbox/firmware/webhook"
 )
 
@@ -54,8 +63,8 @@ type Box struct {
 	srv       *http.Server
 	ami       *ami.Client
 	asterisk  map[string]*asterisk.Dialler
-	cards     *lineCards  // nil without DAHDI line groups
-	trunk     *trunkWatch // nil without a qualified SIP trunk
+	cards     *linecard.Cards // nil without DAHDI line groups
+	trunk     *trunk.Watch    // nil without a qualified SIP trunk
 	panelStop func()
 	started   time.Time
 	purge     clock.Timer
@@ -131,7 +140,7 @@ func Open(ctx context.Context, cfg config.Config, o Options) (_ *Box, err error)
 	sink.e = eng
 	b.Engine = eng
 	if b.cards != nil {
-		b.cards.attach(eng)
+		b.cards.Attach(eng)
 	}
 	// Asterisk's events flow from here on: everything they reach exists
 	// now. They must flow before the engine's Start, because the manager
@@ -232,7 +241,7 @@ func (b *Box) extra() map[string]any {
 	sent, failed := b.Sender.Stats()
 	m := map[string]any{"webhooks_pending": b.Sender.Pending(), "webhooks_sent_total": sent, "webhook_failures_total": failed}
 	if b.cards != nil {
-		m["dahdi_alarms"] = b.cards.alarms() // ["span 1: Red Alarm", "channel 3: Red Alarm"]
+		m["dahdi_alarms"] = b.cards.Alarms() // ["span 1: Red Alarm", "channel 3: Red Alarm"]
 	}
 	if b.trunk != nil {
 		m["trunk"] = b.trunk.State() // unknown|reachable|unreachable
@@ -334,16 +343,21 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 	a := cfg.Asterisk
 	b.asterisk = map[string]*asterisk.Dialler{}
 	var ds []*asterisk.Dialler
-	cards := b.dahdiLineCards(cfg, need, o.Log)
+	cards := linecard.New(cfg, need, o.Log)
+	b.cards = cards
 	if t := a.Trunk; t != nil && t.Qualify > 0 {
-		b.trunk = newTrunkWatch(t.Name)
+		b.trunk = trunk.New(t.Name)
+	}
+	var callbacks *inbound.Service
+	if cfg.Calls.Callback.Number != "" {
+		callbacks = inbound.New(inbound.Config{Callback: cfg.Calls.Callback, Clock: o.Clock, Submit: b.submit, Log: o.Log})
 	}
 	// Background: the box starts (queue, API, panel alarm "asterisk
 	// unreachable") while its Asterisk is still starting or down.
 	client, err := ami.Dial(ctx, ami.Config{Addr: a.AMIAddr, Username: a.AMIUser, Secret: a.AMISecret, Log: o.Log, Background: true,
 		OnConnect: func(ctx context.Context, c *ami.Client) {
 			if cards != nil {
-				cards.load(ctx, c)
+				cards.Load(ctx, c)
 			}
 			if c.Reconnects() == 0 {
 				return
@@ -358,7 +372,7 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 	b.ami = client
 	for _, g := range need {
 		ac := asterisk.Config{Group: g.Name, Dial: g.Dial, Transport: g.Transport, SpoolDir: a.SpoolDir, RingTimeout: g.RingTimeout.D(), Log: o.Log,
-			PIN: cfg.Calls.Callback.PIN, AllowDest: allowDest(cfg), UID: -1, GID: -1, Documents: b.Store.DocDir("")}
+			PIN: cfg.Calls.Callback.PIN, AllowDest: inbound.AllowDest(cfg.Calls), UID: -1, GID: -1, Documents: b.Store.DocDir("")}
 		if a.User != "" {
 			u, err := user.Lookup(a.User)
 			if err != nil {
@@ -367,9 +381,8 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 			ac.UID, _ = strconv.Atoi(u.Uid)
 			ac.GID, _ = strconv.Atoi(u.Gid)
 		}
-		if cfg.Calls.Callback.Number != "" && len(ds) == 0 {
-			in := &inbound{b: b, cfg: cfg.Calls.Callback, hit: map[string][]time.Time{}}
-			ac.OnInbound = in.handle
+		if callbacks != nil && len(ds) == 0 {
+			ac.OnInbound = callbacks.Handle // one group takes the callback number's calls
 		}
 		d, err := asterisk.New(ac, client, sink)
 		if err != nil {
@@ -381,23 +394,35 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 	return nil
 }
 
+// submit stores a new job and hands it to the engine (the inbound
+// callbacks' jobs). The engine exists by the time it is called: manager
+// events flow only once it does (startEvents).
+func (b *Box) submit(j *job.Job) error {
+	rec, err := b.Store.Create(&store.Record{Job: j})
+	if err != nil {
+		return err
+	}
+	b.Engine.Submit(rec)
+	return nil
+}
+
 // startEvents hands the manager interface's events to the line cards, the
 // trunk watch and the diallers, in that order, until the client closes.
 func (b *Box) startEvents() {
 	if b.ami == nil {
 		return
 	}
-	client, cards, trunk := b.ami, b.cards, b.trunk
+	client, cards, tw := b.ami, b.cards, b.trunk
 	var ds []*asterisk.Dialler
 	for _, d := range b.asterisk {
 		ds = append(ds, d)
 	}
 	go func() {
 		for m := range client.Events() {
-			if cards != nil && cards.handle(m) {
+			if cards != nil && cards.Handle(m) {
 				continue
 			}
-			if trunk != nil && trunk.handle(m) {
+			if tw != nil && tw.Handle(m) {
 				continue
 			}
 			for _, d := range ds {

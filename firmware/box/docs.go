@@ -52,7 +52,9 @@ func (d documents) Extract(src, dst string, from int) (int, error) {
 	return tiff.Extract(src, dst, from)
 }
 
-func (d documents) Join(dst string, parts ...tiff.Part) (int, error) { return tiff.Concat(dst, parts...) }
+func (d documents) Join(dst string, parts ...tiff.Part) (int, error) {
+	return tiff.Concat(dst, parts...)
+}
 
 // renderer adapts convert.ToPDF to api.Renderer.
 type renderer struct{}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +15,9 @@ import (
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/firmware/events"
 	"github.com/faxbox/faxbox/firmware/job"
+	"github.com/faxbox/faxbox/firmware/linecard/linecardtest"
 	"github.com/faxbox/faxbox/firmware/panel"
+	"github.com/faxbox/faxbox/firmware/speech"
 	"github.com/faxbox/faxbox/internal/testkit"
 )
 
@@ -103,11 +106,11 @@ func TestPanelClosesReplacedSubscription(t *testing.T) {
 // A box that fails to open after connecting to the manager interface closes
 // that connection (every error exit of Open closes what it opened).
 func TestOpenErrorClosesManagerConnection(t *testing.T) {
-	f := newDahdiAMI(t)
+	f := linecardtest.NewAMI(t, linecardtest.Options{})
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Tokens = []string{token}
-	cfg.Asterisk = &config.Asterisk{AMIAddr: f.ln.Addr().String(), AMIUser: "faxbox", AMISecret: "s3cretpass", SpoolDir: t.TempDir()}
+	cfg.Asterisk = &config.Asterisk{AMIAddr: f.Addr(), AMIUser: "faxbox", AMISecret: "s3cretpass", SpoolDir: t.TempDir()}
 	// A line group may not take the test line's name: found after the
 	// manager connection is up.
 	cfg.LineGroups = []config.LineGroup{{Name: TestGroup, Channels: 1, Dial: "PJSIP/%s@trunk"}}
@@ -115,10 +118,10 @@ func TestOpenErrorClosesManagerConnection(t *testing.T) {
 		t.Fatalf("Open: %v; want the reserved group name refused", err)
 	}
 	deadline := time.Now().Add(3 * time.Second)
-	for f.live.Load() != 0 && time.Now().Before(deadline) {
+	for f.Live() != 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := f.live.Load(); n != 0 {
+	if n := f.Live(); n != 0 {
 		t.Fatalf("%d manager connections left open after Open failed", n)
 	}
 	// The data directory is free again: a second Open gets its lock.
@@ -133,10 +136,9 @@ func TestOpenErrorClosesManagerConnection(t *testing.T) {
 // An inbound-callback call that Asterisk reports the moment faxbox logs in
 // (before the rest of the box was built) is served: the box calls back.
 func TestInboundCallbackAtLogin(t *testing.T) {
-	f := newDahdiAMI(t)
-	f.onLogin = "Event: UserEvent\r\nPrivilege: user,all\r\nUserEvent: FaxboxInbound\r\nCallerID: 300\r\n"
+	f := linecardtest.NewAMI(t, linecardtest.Options{OnLogin: "Event: UserEvent\r\nPrivilege: user,all\r\nUserEvent: FaxboxInbound\r\nCallerID: 300\r\n"})
 	e := startBox(t, func(c *config.Config) {
-		c.Asterisk = &config.Asterisk{AMIAddr: f.ln.Addr().String(), AMIUser: "faxbox", AMISecret: "s3cretpass", SpoolDir: t.TempDir()}
+		c.Asterisk = &config.Asterisk{AMIAddr: f.Addr(), AMIUser: "faxbox", AMISecret: "s3cretpass", SpoolDir: t.TempDir()}
 		c.LineGroups = []config.LineGroup{{Name: "sip", Channels: 1, Dial: "PJSIP/%s@trunk"}}
 		c.Calls.Callback = config.Callback{Number: "5000", AllowCallers: []string{"300"}, PIN: "1234", Delay: job.Duration(time.Hour), PerHour: 3}
 	})
@@ -202,5 +204,31 @@ func TestPanelResetAndSelfTestWired(t *testing.T) {
 			t.Fatalf("no delivered self-test fax: %+v", list.Items)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A message call's text becomes the WAV Asterisk plays, in the job's
+// document directory (the engine's documents reach package speech): here
+// on the test line, which delivers the call.
+func TestMessageCallRendersAudio(t *testing.T) {
+	testkit.Require(t, "espeak-ng", "sox", "soxi")
+	e := startBox(t, nil)
+	var j job.Job
+	body := strings.NewReader(`{"kind": "message", "to": "99990001", "say": "The backup failed.", "max_attempts": 1}`)
+	if resp := e.c.Do(t, http.MethodPost, "/v1/calls", body, "application/json", &j); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /v1/calls: %d", resp.StatusCode)
+	}
+	e.c.WaitJob(t, "/v1/calls/"+j.ID, job.Delivered, 30*time.Second, true)
+	wav := filepath.Join(e.box.Store.DocDir(j.ID), speech.MessageFile)
+	var got []string
+	for _, flag := range []string{"-t", "-r", "-c", "-b"} {
+		out, err := exec.Command("soxi", flag, wav).CombinedOutput()
+		if err != nil {
+			t.Fatalf("soxi %s %s: %v %s", flag, wav, err, out)
+		}
+		got = append(got, strings.TrimSpace(string(out)))
+	}
+	if strings.Join(got, " ") != "wav 8000 1 16" {
+		t.Fatalf("%s: %v; want wav, 8000 Hz, 1 channel, 16 bit", wav, got)
 	}
 }

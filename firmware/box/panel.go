@@ -14,6 +14,7 @@ import (
 	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/firmware/panel"
 	"github.com/faxbox/faxbox/firmware/store"
+	"github.com/faxbox/faxbox/firmware/trunk"
 )
 
 // LEDs is the panel's light and button hardware (gpio.Panel).
@@ -121,10 +122,10 @@ func (b *Box) alarms(leds LEDs) []panel.Alarm {
 	if time.Now().Year() < 2024 {
 		out = append(out, panel.TimeNotSet)
 	}
-	if b.trunk != nil && b.trunk.State() == "unreachable" {
+	if b.trunk != nil && b.trunk.State() == trunk.Unreachable {
 		out = append(out, panel.TrunkDown)
 	}
-	if b.cards != nil && len(b.cards.alarms()) > 0 {
+	if b.cards != nil && len(b.cards.Alarms()) > 0 {
 		out = append(out, panel.LineCardAlarm)
 	}
 	if asterisk.DocumentProblem(b.asterisk) != "" {
