@@ -63,31 +63,34 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 
 // StatusBody is the answer of GET /v1/status.
 type StatusBody struct {
-	Version   string         `json:"version"`
-	Uptime    string         `json:"uptime"`
-	Queue     any            `json:"queue"`
-	Lines     any            `json:"lines"`
-	Jobs      map[string]int `json:"jobs"`
-	Disk      map[string]any `json:"disk"`
-	TestLine  map[string]any `json:"test_line"`
-	Extra     map[string]any `json:"extra,omitempty"`
-	Asterisk  bool           `json:"asterisk_configured"`
-	Timestamp time.Time      `json:"time"`
+	Version  string         `json:"version"`
+	Uptime   string         `json:"uptime"`
+	Queue    any            `json:"queue"`
+	Lines    any            `json:"lines"`
+	Jobs     map[string]int `json:"jobs"`
+	Disk     map[string]any `json:"disk"`
+	TestLine map[string]any `json:"test_line"`
+	// Destinations are the numbers with calls up or a learned cap.
+	Destinations any            `json:"destinations"`
+	Extra        map[string]any `json:"extra,omitempty"`
+	Asterisk     bool           `json:"asterisk_configured"`
+	Timestamp    time.Time      `json:"time"`
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	total, active, _ := s.Store.Count()
 	free, _ := s.Store.FreeBytes()
 	b := StatusBody{
-		Version:   s.Version,
-		Uptime:    time.Since(s.Started).Round(time.Second).String(),
-		Queue:     s.Engine.Stats(),
-		Lines:     s.Engine.Lines(),
-		Jobs:      map[string]int{"stored": total, "active": active},
-		Disk:      map[string]any{"free_bytes": free, "db_bytes": s.Store.Size(), "low": s.Cfg.Limits.MinFreeBytes > 0 && free < uint64(s.Cfg.Limits.MinFreeBytes)},
-		TestLine:  map[string]any{"prefix": s.Cfg.TestLine.Prefix, "page_time": s.Cfg.TestLine.PageTime},
-		Asterisk:  s.Cfg.Asterisk != nil,
-		Timestamp: s.Now(),
+		Version:      s.Version,
+		Uptime:       time.Since(s.Started).Round(time.Second).String(),
+		Queue:        s.Engine.Stats(),
+		Lines:        s.Engine.Lines(),
+		Destinations: s.Engine.Destinations(),
+		Jobs:         map[string]int{"stored": total, "active": active},
+		Disk:         map[string]any{"free_bytes": free, "db_bytes": s.Store.Size(), "low": s.Cfg.Limits.MinFreeBytes > 0 && free < uint64(s.Cfg.Limits.MinFreeBytes)},
+		TestLine:     map[string]any{"prefix": s.Cfg.TestLine.Prefix, "page_time": s.Cfg.TestLine.PageTime},
+		Asterisk:     s.Cfg.Asterisk != nil,
+		Timestamp:    s.Now(),
 	}
 	if s.Extra != nil {
 		b.Extra = s.Extra()

@@ -377,6 +377,9 @@ func (s *Server) validate(sub *submission, now time.Time) (*faxRequest, *Error) 
 	if rules.Number(to) != nil {
 		return bad("to", "invalid_number", "to must be 3 to 20 digits, optionally with a leading +")
 	}
+	if reason, no := s.Engine.Rejected(to); no {
+		return nil, errf(http.StatusUnprocessableEntity, "rejected_destination", "to", "the box's destination rules refuse this number: "+reason)
+	}
 	j := &job.Job{
 		ID: sub.id, Kind: job.KindFax, To: to, Status: job.Queued,
 		CreatedAt: now, UpdatedAt: now, Files: sub.files,

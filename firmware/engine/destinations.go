@@ -35,6 +35,11 @@ func (e *Engine) limits(num string) scheduler.Limits {
 	}
 }
 
+// Rejected reports whether the destination rules refuse number, and why.
+func (e *Engine) Rejected(number string) (reason string, rejected bool) {
+	return e.cfg.Rules.Reject(number)
+}
+
 // numberControl is the control of a number as the scheduler knows it
 // (digits, no +): the rule for the number, or else for it with a +.
 func (e *Engine) numberControl(num string) destctl.Control {
