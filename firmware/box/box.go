@@ -128,9 +128,13 @@ func Open(ctx context.Context, cfg config.Config, o Options) (_ *Box, err error)
 		MaxPages:    cfg.Limits.MaxPages,
 	})
 	diallers[TestGroup] = testline.New(cfg.TestLine.Prefix, cfg.TestLine.PageTime.D(), o.Clock, sink)
+	rules, err := cfg.DestControls()
+	if err != nil {
+		return nil, err
+	}
 	eng, err := engine.New(engine.Config{
 		Store: st, Clock: o.Clock, Bus: b.Bus, Docs: documents{conv: conv, clk: o.Clock},
-		Groups: groups, Diallers: diallers, Policy: lifecycle.Policy{Retry: cfg.Retry},
+		Groups: groups, Diallers: diallers, Policy: lifecycle.Policy{Retry: cfg.Retry}, Rules: rules,
 		Workers: workers, Outbox: webhook.Outbox(o.Clock.Now), Deliver: b.Sender.Enqueue,
 		Log: o.Log, StationID: cfg.StationID,
 	})
