@@ -87,7 +87,7 @@ func (s *Service) Handle(caller string) {
 	}
 	at := now.Add(s.cfg.Callback.Delay.D())
 	j := &job.Job{ID: job.NewCallID(), Kind: job.KindCall, To: caller, Status: job.Queued, CreatedAt: now, UpdatedAt: now,
-		MaxAttempts: 1, RetryInterval: job.Duration(time.Minute), ExpireAt: now.Add(time.Hour), SendAt: &at, Priority: 9,
+		MaxAttempts: 1, RetryInterval: job.Duration(time.Minute), ExpireAt: at.Add(time.Hour), SendAt: &at, Priority: 9,
 		CallbackURL: s.cfg.Callback.CallbackURL, Call: &job.CallSpec{Kind: job.CallCallback}}
 	if err := s.cfg.Submit(j); err != nil {
 		log.Error("callback: could not store the job", "err", err)

@@ -104,11 +104,17 @@ func TestCallbackJob(t *testing.T) {
 	if j.Kind != job.KindCall || j.Call == nil || j.Call.Kind != job.CallCallback || j.To != "300" || j.Status != job.Queued {
 		t.Fatalf("job %+v call %+v", j, j.Call)
 	}
-	if j.SendAt == nil || !j.SendAt.Equal(t0.Add(30*time.Second)) || !j.CreatedAt.Equal(t0) || !j.ExpireAt.Equal(t0.Add(time.Hour)) {
+	if j.SendAt == nil || !j.SendAt.Equal(t0.Add(30*time.Second)) || !j.CreatedAt.Equal(t0) || !j.ExpireAt.Equal(t0.Add(30*time.Second+time.Hour)) {
 		t.Fatalf("times: created %v send %v expire %v", j.CreatedAt, j.SendAt, j.ExpireAt)
 	}
 	if j.MaxAttempts != 1 || j.Priority != 9 || j.CallbackURL != "http://crm.example/hook" || !strings.HasPrefix(j.ID, "cl_") {
 		t.Fatalf("job %+v", j)
+	}
+	// A callback delayed by hours still has its hour to be placed in.
+	late, _, lq := newService(config.Callback{Number: "5000", AllowCallers: []string{"300"}, Delay: config.Duration(2 * time.Hour), PerHour: 3})
+	late.Handle("300")
+	if lj := lq.jobs[0]; !lj.ExpireAt.After(*lj.SendAt) {
+		t.Fatalf("a callback delayed 2 h expires at %v, before its send time %v", lj.ExpireAt, lj.SendAt)
 	}
 }
 
