@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/ami"
+	"github.com/faxbox/faxbox/firmware/callpolicy"
 	"github.com/faxbox/faxbox/firmware/dialler"
 	"github.com/faxbox/faxbox/firmware/failure"
 	"github.com/faxbox/faxbox/firmware/job"
@@ -61,17 +62,27 @@ type Config struct {
 	RingTimeout time.Duration
 	Log         *slog.Logger
 	// Inbound callback: OnInbound is told of a call to the callback number
-	// (caller id digits); PIN and AllowDest check what the caller keys in
-	// when called back.
+	// (caller id digits); PIN and AllowDest are the callpolicy.Callback that
+	// decides on what the caller keys in when called back.
 	OnInbound func(callerID string)
 	PIN       string
 	AllowDest func(digits string) bool
 }
 
+// Manager is the part of the manager interface a Dialler uses; *ami.Client
+// implements it (tests replay recorded traffic through it).
+type Manager interface {
+	// Action sends an action and returns its response; a "Response: Error"
+	// comes back as the message together with an error.
+	Action(ctx context.Context, name string, hs ...ami.Header) (ami.Message, error)
+	// List sends a list action and returns its response and items.
+	List(ctx context.Context, name string, hs ...ami.Header) (ami.Message, []ami.Message, error)
+}
+
 // Dialler is the Asterisk dialler of one line group.
 type Dialler struct {
 	cfg  Config
-	c    *ami.Client
+	c    Manager
 	sink dialler.Sink
 
 	mu    sync.Mutex
@@ -96,15 +107,13 @@ type call struct {
 	result     ami.Message
 	done       bool
 	timer      *time.Timer
-	// inbound callback
-	pinTries    int
-	pinRejected bool
-	destRefused bool
+	// inbound callback: where the caller is in the PIN/destination prompts
+	flow callpolicy.Flow
 }
 
-// New returns a dialler using client c. Run must be started to consume
-// events (one consumer for the client).
-func New(cfg Config, c *ami.Client, sink dialler.Sink) (*Dialler, error) {
+// New returns a dialler using manager c (an *ami.Client). Run must be
+// started to consume events (one consumer for the client).
+func New(cfg Config, c Manager, sink dialler.Sink) (*Dialler, error) {
 	if cfg.Dial == "" {
 		cfg.Dial = "PJSIP/%s@trunk"
 	}
@@ -655,94 +664,52 @@ func ArchivedStatus(path string) string {
 	return ""
 }
 
-// callResult classifies a call attempt.
+// callResult classifies a call attempt: callpolicy decides from what
+// Asterisk reported.
 func callResult(c *call, o spandsp.Outcome) dialler.Result {
-	if !c.answered {
-		v := spandsp.Classify(spandsp.Outcome{DialStatus: o.DialStatus, HangupCause: o.HangupCause, Reason: o.Reason})
-		code := v.Code
-		if c.req.Call.Kind == job.CallClick2Call && (code == failure.LineNoAnswer || code == failure.LineBusy) {
-			code = failure.CallAgentNoAnswer
-		}
-		return dialler.Result{Code: code, Raw: v.Raw}
+	e := callpolicy.End{Kind: c.req.Call.Kind, ConfirmDigit: c.req.Call.ConfirmDigit, Answered: c.answered,
+		DialStatus: o.DialStatus, HangupCause: o.HangupCause, Reason: o.Reason, Refused: c.flow.Refused()}
+	if m := c.result; m != nil {
+		e.Report = &callpolicy.Report{DialStatus: m.Get("DialStatus"), HangupCause: m.Get("HangupCause"),
+			AnsweredTime: m.Get("AnsweredTime"), Digit: m.Get("Digit")}
 	}
-	r := dialler.Result{Answered: true}
-	if c.result == nil {
-		r.Code, r.Raw = failure.LineDropped, "the call ended without a result from Asterisk"
-		return r
-	}
-	r.Raw = "dial status " + c.result.Get("DialStatus") + ", hangup cause " + c.result.Get("HangupCause")
-	switch c.req.Call.Kind {
-	case "click2call":
-		switch c.result.Get("DialStatus") {
-		case "ANSWER":
-			r.TalkSeconds, _ = strconv.Atoi(c.result.Get("AnsweredTime"))
-		case "BUSY":
-			r.Code = failure.CallCustomerBusy
-		case "NOANSWER", "CANCEL":
-			r.Code = failure.CallCustomerNoAnswer
-		case "CONGESTION", "CHANUNAVAIL":
-			r.Code = failure.LineCongestion
-		default:
-			r.Code = failure.LineDropped
-		}
-	case "callback":
-		switch {
-		case c.pinRejected:
-			r.Code, r.Raw = failure.CallPINRejected, "wrong PIN three times"
-		case c.destRefused:
-			r.Code = failure.CallDestRefused
-		case c.result.Get("DialStatus") == "ANSWER":
-			r.TalkSeconds, _ = strconv.Atoi(c.result.Get("AnsweredTime"))
-		case c.result.Get("DialStatus") == "BUSY":
-			r.Code = failure.CallCustomerBusy
-		case c.result.Get("DialStatus") == "":
-			r.Code, r.Raw = failure.LineDropped, "the caller hung up before a destination was dialled"
-		default:
-			r.Code = failure.CallCustomerNoAnswer
-		}
-	case "message":
-		r.Digit = c.result.Get("Digit")
-		if c.req.Call.ConfirmDigit != "" {
-			if r.Digit == c.req.Call.ConfirmDigit {
-				r.Acked = true
-			} else {
-				r.Code = failure.CallNotAcknowledged
-				r.Raw = "no acknowledgement (digit " + strconv.Quote(r.Digit) + ")"
-			}
-		}
-	}
-	return r
+	return callpolicy.Result(e)
 }
 
-// checkPIN runs under d.mu: a right PIN moves the call on to the
-// destination prompt; the third wrong one hangs up. AMI actions run in their
-// own goroutine (the event reader may be waiting on this one).
+// callback is the inbound callback's policy from the configuration.
+func (d *Dialler) callback() callpolicy.Callback {
+	return callpolicy.Callback{PIN: d.cfg.PIN, AllowDest: d.cfg.AllowDest}
+}
+
+// checkPIN runs under d.mu: callpolicy decides on the PIN keyed in (a
+// FaxboxPIN event), step moves the caller on.
 func (d *Dialler) checkPIN(c *call, pin string) {
-	target := c.channel
-	if d.cfg.PIN != "" && pin == d.cfg.PIN {
-		go d.redirect(target, "cbdest", nil)
-		return
-	}
-	c.pinTries++
-	if c.pinTries >= 3 {
-		c.pinRejected = true
-		go d.redirect(target, "cbbye", nil)
-		return
-	}
-	go d.redirect(target, "cbpin", nil)
+	d.step(c, c.flow.KeyedPIN(d.callback(), pin), "")
 }
 
-// checkDest runs under d.mu: an allowed destination is dialled and bridged;
-// any other is refused.
+// checkDest runs under d.mu: callpolicy decides on the destination keyed in
+// (a FaxboxDest event), step dials it or hangs up.
 func (d *Dialler) checkDest(c *call, dest string) {
+	d.step(c, c.flow.KeyedDest(d.callback(), dest), dest)
+}
+
+// step runs under d.mu and carries out a callback decision: a Redirect of
+// the caller's channel to the faxbox-call extension of the step (cbpin,
+// cbdest, cbdial with FAXBOX_DIAL set to dest's channel, cbbye). AMI actions
+// run in their own goroutine (the event reader may be waiting on this one).
+func (d *Dialler) step(c *call, s callpolicy.Step, dest string) {
 	target := c.channel
-	if !reDigits.MatchString(dest) || d.cfg.AllowDest == nil || !d.cfg.AllowDest(dest) {
-		c.destRefused = true
+	switch s {
+	case callpolicy.AskPIN:
+		go d.redirect(target, "cbpin", nil)
+	case callpolicy.AskDest:
+		go d.redirect(target, "cbdest", nil)
+	case callpolicy.Connect:
+		go d.redirect(target, "cbdial", &ami.Header{Key: "FAXBOX_DIAL", Value: fmt.Sprintf(d.cfg.Dial, dest)})
+	case callpolicy.HangUp:
+		d.cfg.Log.Info("asterisk: callback refused", "component", "asterisk", "attempt", c.req.AttemptID, "code", c.flow.Refused())
 		go d.redirect(target, "cbbye", nil)
-		return
 	}
-	ch := fmt.Sprintf(d.cfg.Dial, dest)
-	go d.redirect(target, "cbdial", &ami.Header{Key: "FAXBOX_DIAL", Value: ch})
 }
 
 func (d *Dialler) redirect(channel, exten string, set *ami.Header) {
