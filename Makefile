@@ -46,6 +46,12 @@ lab-down:
 lab-setup: deps-run
 	$(GO) run ./tools/lab/cmd/faxbox-lab setup
 
+# record-ami records again, on a lab of its own, the AMI transcripts the
+# Asterisk dialler's replay tests play (firmware/asterisk/testdata/ami).
+.PHONY: record-ami
+record-ami: deps-run
+	FAXBOX_RECORD_AMI=1 $(GO) test -tags lab -count=1 -run '^TestRecordAMI$$' ./firmware/asterisk/
+
 # deps-run installs the Debian packages running the box and its lab needs,
 # deps-test those and what only the tests use; deps is deps-test
 # (idempotent; apt runs only when something is missing).

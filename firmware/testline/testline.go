@@ -43,6 +43,9 @@ type call struct {
 	started time.Time
 	answer  time.Time
 	done    bool
+	// report orders the call's reports: a Progress is made under it only
+	// while the call is not done, the Result under it once done is set.
+	report sync.Mutex
 }
 
 // New returns a test line reporting to sink.
@@ -58,8 +61,12 @@ func (l *Line) step() time.Duration {
 	return d
 }
 
-// Dial starts a simulated call.
+// Dial starts a simulated call. It refuses a request that is not exactly a
+// fax or a call (dialler.Request.Check).
 func (l *Line) Dial(_ context.Context, r dialler.Request) error {
+	if err := r.Check(); err != nil {
+		return fmt.Errorf("testline: %w", err)
+	}
 	if r.Fax == nil {
 		r.Fax = &dialler.FaxSpec{} // a call on the test line: answered, nothing to send
 	}
@@ -75,9 +82,23 @@ func (l *Line) Dial(_ context.Context, r dialler.Request) error {
 	}
 	l.calls[r.AttemptID] = c
 	l.mu.Unlock()
-	l.Sink.Progress(dialler.Progress{AttemptID: r.AttemptID, State: dialler.StateDialing, Transport: "test", At: c.started})
+	l.progress(c, dialler.Progress{State: dialler.StateDialing, At: c.started})
 	l.after(c, l.step(), func() { l.answer(c) })
 	return nil
+}
+
+// progress reports p for c unless c has ended.
+func (l *Line) progress(c *call, p dialler.Progress) {
+	c.report.Lock()
+	defer c.report.Unlock()
+	l.mu.Lock()
+	done := c.done
+	l.mu.Unlock()
+	if done {
+		return
+	}
+	p.AttemptID, p.Transport = c.r.AttemptID, "test"
+	l.Sink.Progress(p)
 }
 
 func (l *Line) after(c *call, d time.Duration, f func()) {
@@ -103,16 +124,23 @@ func (l *Line) answer(c *call) {
 		l.finish(c, dialler.Result{Code: failure.LineNoAnswer, Raw: "NOANSWER (test line)"})
 		return
 	case "4":
-		c.answer = l.Clock.Now()
+		l.answered(c)
 		l.finish(c, dialler.Result{Code: failure.FaxRemoteNotFax, Answered: true, Raw: "The call dropped prematurely (test line: voice answered)"})
 		return
 	default:
 		l.finish(c, dialler.Result{Code: failure.LineInvalidNumber, Raw: "unallocated number (test line)"})
 		return
 	}
-	c.answer = l.Clock.Now()
-	l.Sink.Progress(dialler.Progress{AttemptID: c.r.AttemptID, State: dialler.StateAnswered, Transport: "test", At: c.answer})
+	l.progress(c, dialler.Progress{State: dialler.StateAnswered, At: l.answered(c)})
 	l.sendPage(c)
+}
+
+// answered records when c was answered and returns it.
+func (l *Line) answered(c *call) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c.answer = l.Clock.Now()
+	return c.answer
 }
 
 func (l *Line) sendPage(c *call) {
@@ -120,7 +148,7 @@ func (l *Line) sendPage(c *call) {
 	c.page++
 	page := c.page
 	l.mu.Unlock()
-	l.Sink.Progress(dialler.Progress{AttemptID: c.r.AttemptID, State: dialler.StateSending, Page: page, Pages: c.r.Fax.Pages, Transport: "test", At: l.Clock.Now()})
+	l.progress(c, dialler.Progress{State: dialler.StateSending, Page: page, Pages: c.r.Fax.Pages, At: l.Clock.Now()})
 	l.after(c, l.PageTime, func() { l.pageDone(c, page) })
 }
 
@@ -140,6 +168,8 @@ func (l *Line) pageDone(c *call, page int) {
 
 // finish reports the result once and forgets the call.
 func (l *Line) finish(c *call, r dialler.Result) {
+	c.report.Lock()
+	defer c.report.Unlock()
 	l.mu.Lock()
 	if c.done {
 		l.mu.Unlock()
@@ -150,11 +180,11 @@ func (l *Line) finish(c *call, r dialler.Result) {
 		c.timer.Stop()
 	}
 	delete(l.calls, c.r.AttemptID)
+	r.AnsweredAt = c.answer
 	l.mu.Unlock()
 	r.AttemptID = c.r.AttemptID
 	r.Transport = "test"
 	r.Channel = "Test/" + c.r.To
-	r.AnsweredAt = c.answer
 	r.EndedAt = l.Clock.Now()
 	l.Sink.Result(r)
 }
