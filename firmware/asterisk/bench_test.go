@@ -79,7 +79,7 @@ func BenchmarkRealAsterisk(b *testing.B) {
 	var acc []time.Duration
 	for i := 0; i < 20; i++ {
 		var j job.Job
-		c.Submit(b, "/v1/faxes", &j, testkit.File("file", "a.tif", tif), testkit.Field("header", ""), testkit.Field("resolution", "standard"),
+		c.Submit(b, "/v1/faxes", &j, testkit.File("file", "a.tif", tif), testkit.Field("header", ""), testkit.Field("resolution", "standard"), testkit.Field("page_size", "letter"),
 			testkit.Field("to", "102"), testkit.Field("max_attempts", "1"))
 		t0 := time.Now()
 		for {
