@@ -471,34 +471,14 @@ func (d *Dialler) Run(events <-chan ami.Message) {
 
 // Handle processes one event.
 func (d *Dialler) Handle(m ami.Message) {
-	ev := m.Event()
-	uid := m.Get("Uniqueid")
-	if ev == "DialEnd" || ev == "DialBegin" {
-		uid = m.Get("DestUniqueid")
-	}
-	if ev == "UserEvent" && m.Get("UserEvent") == "FaxboxInbound" {
+	if m.Event() == "UserEvent" && m.Get("UserEvent") == "FaxboxInbound" {
 		if d.cfg.OnInbound != nil {
 			go d.cfg.OnInbound(m.Get("CallerID"))
 		}
 		return
 	}
 	d.mu.Lock()
-	c := d.uids[uid]
-	if c == nil && d.cfg.Transport == "callfile" && ev != "" {
-		// A call-file channel: its caller id name is the attempt id.
-		name := m.Get("CallerIDName")
-		if ev == "DialEnd" || ev == "DialBegin" {
-			name = m.Get("DestCallerIDName")
-		}
-		if cc := d.calls[name]; cc != nil && !cc.done {
-			c = cc
-			if c.uid != uid && uid != "" {
-				delete(d.uids, c.uid)
-				c.uid = uid
-				d.uids[uid] = c
-			}
-		}
-	}
+	c := d.callFor(m)
 	if c == nil || c.done {
 		d.mu.Unlock()
 		return
@@ -506,66 +486,7 @@ func (d *Dialler) Handle(m ami.Message) {
 	if ch := m.Get("Channel"); ch != "" && c.channel == "" {
 		c.channel = ch
 	}
-	var prog *dialler.Progress
-	finalize := false
-	switch ev {
-	case "Newstate":
-		if m.Get("ChannelStateDesc") == "Ringing" {
-			prog = &dialler.Progress{State: dialler.StateRinging}
-		}
-		if m.Get("ChannelStateDesc") == "Up" && !c.answered {
-			c.answered, c.answeredAt = true, time.Now()
-			prog = &dialler.Progress{State: dialler.StateAnswered}
-		}
-	case "DialEnd":
-		c.dialStatus = m.Get("DialStatus")
-	case "OriginateResponse":
-		c.origDone = true
-		if c.channel == "" {
-			c.channel = m.Get("Channel")
-		}
-		c.reason, _ = strconv.Atoi(m.Get("Reason"))
-		if m.Get("Response") == "Success" {
-			if !c.answered {
-				c.answered, c.answeredAt = true, time.Now()
-				prog = &dialler.Progress{State: dialler.StateAnswered}
-			}
-		} else {
-			// Not answered: the Hangup may come before or after; give it a
-			// moment, then decide with what we have.
-			if c.cause >= 0 {
-				finalize = true
-			} else {
-				cc := c
-				c.timer = time.AfterFunc(300*time.Millisecond, func() { d.finish(cc, nil) })
-			}
-		}
-	case "FAXStatus":
-		switch m.Get("Status") {
-		case "T.38 Negotiated":
-			c.t38 = true
-		case "FAX Transmission In Progress":
-			if !c.sending {
-				c.sending = true
-				prog = &dialler.Progress{State: dialler.StateSending, Page: 1, Pages: c.req.Fax.Pages}
-			}
-		}
-	case "UserEvent":
-		switch ue := m.Get("UserEvent"); ue {
-		case "FaxboxResult", "FaxboxCall":
-			c.result = m
-		case "FaxboxPIN":
-			d.checkPIN(c, m.Get("PIN"))
-		case "FaxboxDest":
-			d.checkDest(c, m.Get("Dest"))
-		}
-	case "Hangup":
-		c.cause, _ = strconv.Atoi(m.Get("Cause"))
-		c.origDone = true
-		if c.answered || c.result != nil || d.cfg.Transport == "callfile" || c.reason >= 0 {
-			finalize = true
-		}
-	}
+	prog, finalize := d.apply(c, m)
 	if prog != nil {
 		prog.AttemptID = c.req.AttemptID
 		prog.Channel = c.channel
@@ -581,6 +502,106 @@ func (d *Dialler) Handle(m ami.Message) {
 	if finalize {
 		d.finish(c, nil)
 	}
+}
+
+// callFor returns the attempt m is about, or nil; d.mu is held. Dial
+// events name the dialled channel in their Dest fields; a call-file
+// channel is known by its caller id name (the attempt id) until its
+// unique id is seen.
+func (d *Dialler) callFor(m ami.Message) *call {
+	ev := m.Event()
+	uid := m.Get("Uniqueid")
+	dial := ev == "DialEnd" || ev == "DialBegin"
+	if dial {
+		uid = m.Get("DestUniqueid")
+	}
+	if c := d.uids[uid]; c != nil || d.cfg.Transport != "callfile" || ev == "" {
+		return c
+	}
+	name := m.Get("CallerIDName")
+	if dial {
+		name = m.Get("DestCallerIDName")
+	}
+	c := d.calls[name]
+	if c == nil || c.done {
+		return nil
+	}
+	if c.uid != uid && uid != "" {
+		delete(d.uids, c.uid)
+		c.uid = uid
+		d.uids[uid] = c
+	}
+	return c
+}
+
+// apply updates c from its event m (d.mu held) and returns the progress
+// to report, if any, and whether the attempt's result is now due.
+func (d *Dialler) apply(c *call, m ami.Message) (prog *dialler.Progress, finalize bool) {
+	switch m.Event() {
+	case "Newstate":
+		if m.Get("ChannelStateDesc") == "Ringing" {
+			prog = &dialler.Progress{State: dialler.StateRinging}
+		}
+		if m.Get("ChannelStateDesc") == "Up" {
+			prog = c.answer()
+		}
+	case "DialEnd":
+		c.dialStatus = m.Get("DialStatus")
+	case "OriginateResponse":
+		return d.originated(c, m)
+	case "FAXStatus":
+		switch m.Get("Status") {
+		case "T.38 Negotiated":
+			c.t38 = true
+		case "FAX Transmission In Progress":
+			if !c.sending {
+				c.sending = true
+				prog = &dialler.Progress{State: dialler.StateSending, Page: 1, Pages: c.req.Fax.Pages}
+			}
+		}
+	case "UserEvent":
+		switch m.Get("UserEvent") {
+		case "FaxboxResult", "FaxboxCall":
+			c.result = m
+		case "FaxboxPIN":
+			d.checkPIN(c, m.Get("PIN"))
+		case "FaxboxDest":
+			d.checkDest(c, m.Get("Dest"))
+		}
+	case "Hangup":
+		c.cause, _ = strconv.Atoi(m.Get("Cause"))
+		c.origDone = true
+		finalize = c.answered || c.result != nil || d.cfg.Transport == "callfile" || c.reason >= 0
+	}
+	return prog, finalize
+}
+
+// answer marks c answered the first time and returns that progress.
+func (c *call) answer() *dialler.Progress {
+	if c.answered {
+		return nil
+	}
+	c.answered, c.answeredAt = true, time.Now()
+	return &dialler.Progress{State: dialler.StateAnswered}
+}
+
+// originated applies the Originate's answer (d.mu held). A call not
+// answered may see its Hangup before or after this; without it, the
+// result waits a moment for it, then is decided with what is known.
+func (d *Dialler) originated(c *call, m ami.Message) (prog *dialler.Progress, finalize bool) {
+	c.origDone = true
+	if c.channel == "" {
+		c.channel = m.Get("Channel")
+	}
+	c.reason, _ = strconv.Atoi(m.Get("Reason"))
+	if m.Get("Response") == "Success" {
+		return c.answer(), false
+	}
+	if c.cause >= 0 {
+		return nil, true
+	}
+	c.timer = time.AfterFunc(300*time.Millisecond, func() { d.finish(c, nil) })
+	return nil, false
 }
 
 // finish reports the attempt's result once; r overrides classification.
