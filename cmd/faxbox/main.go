@@ -4,6 +4,7 @@
 //	faxbox render-config -config FILE [-out DIR] [-dahdi-out DIR]
 //	faxbox firstboot -base FILE -out FILE
 //	faxbox version
+//	faxbox send|status|list|show|cancel|retry|inbox …   (the API client, package cli)
 package main
 
 import (
@@ -20,6 +21,7 @@ import (
 
 	"github.com/faxbox/faxbox/dahdi"
 	"github.com/faxbox/faxbox/firmware/box"
+	"github.com/faxbox/faxbox/firmware/cli"
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/services"
 )
@@ -49,6 +51,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	}
+	if cli.IsCommand(args[0]) {
+		return cli.Main(args[0], args[1:], stdout, stderr)
+	}
 	fmt.Fprintf(stderr, "faxbox: unknown command %q\n", args[0])
 	usage(stderr)
 	return 2
@@ -59,7 +64,9 @@ func usage(w io.Writer) {
   faxbox serve [-config FILE] [-listen ADDR] [-data DIR] [-token TOKEN]
   faxbox render-config -config FILE [-out DIR] [-dahdi-out DIR]
   faxbox firstboot -base FILE -out FILE
-  faxbox version`)
+  faxbox version
+the API client (faxbox COMMAND -h for its flags):`)
+	cli.Usage(w)
 }
 
 func serve(args []string, stderr io.Writer) int {
