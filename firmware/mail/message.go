@@ -4,8 +4,8 @@
 // <number>@<fax domain> into fax jobs.
 package mail
 
-// Attachment is a file sent with a message, read from Path when the message
-// is submitted (the file must stay until then).
+// Attachment is a file sent with a message. Enqueue copies it into the
+// outbox (the file at Path may go once Enqueue returns).
 type Attachment struct {
 	Name        string `json:"name"`         // file name shown to the recipient
 	ContentType string `json:"content_type"` // e.g. application/pdf
@@ -23,9 +23,11 @@ type Message struct {
 	Ref string `json:"ref,omitempty"`
 }
 
-// Mailer queues messages durably: Enqueue returns once the message is
-// stored, and the outbox keeps trying to submit it (with backoff) until the
-// relay accepts it or refuses it for good.
+// Mailer queues messages durably: Enqueue returns once the message (with
+// copies of its attachments) is stored, and the outbox keeps trying to
+// submit it (with backoff) until the relay accepts it or refuses it for good
+// (5xx, or not accepted within smtp.give_up_after). Without a relay Enqueue
+// answers ErrNoRelay. Box.Mail (an *Outbox) is the box's Mailer.
 type Mailer interface {
 	Enqueue(m Message) (id string, err error)
 }
