@@ -243,7 +243,8 @@ func (s *Scheduler) Next(now time.Time) (out []Assignment, wake time.Time) {
 				continue
 			}
 			batch := s.takeBatch(g, it, num, lim.Batch-1)
-			if until := it.Since.Add(lim.BatchWait); len(batch)+1 < lim.Batch && until.After(now) {
+			// A job that never shares a call (no batch key) waits for no one.
+			if until := it.Since.Add(lim.BatchWait); it.BatchKey != "" && len(batch)+1 < lim.Batch && until.After(now) {
 				held[num] = true
 				skipped = append(append(skipped, it), batch...)
 				if wake.IsZero() || until.Before(wake) {
