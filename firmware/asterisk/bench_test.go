@@ -113,6 +113,7 @@ func BenchmarkRealAsterisk(b *testing.B) {
 		ids = append(ids, j.ID)
 	}
 	var sum time.Duration
+	attempts, busies := 0, 0
 	for _, id := range ids {
 		var j job.Job
 		for deadline := time.Now().Add(15 * time.Minute); ; {
@@ -130,6 +131,8 @@ func BenchmarkRealAsterisk(b *testing.B) {
 		}
 		a := j.LastAttempt()
 		sum += a.EndedAt.Sub(a.StartedAt)
+		attempts += len(j.Attempts)
+		busies += countBusy(&j)
 	}
 	makespan := time.Since(start)
 	ideal := sum / 4
@@ -158,7 +161,12 @@ func BenchmarkRealAsterisk(b *testing.B) {
 	b.ReportMetric(float64(testkit.Percentile(acc, 99).Microseconds())/1000, "accept-to-dial-p99-ms")
 	b.ReportMetric(float64(testkit.Percentile(gaps, 99).Microseconds())/1000, "hangup-to-next-dial-p99-ms")
 	b.ReportMetric(makespan.Seconds()/ideal.Seconds(), "makespan/ideal")
-	b.Logf("202 → Originate (line free, fax-ready TIFF): p50 %s, p99 %s (target p99 < 100 ms); hangup → next dial: p50 %s, p99 %s (target < 1 s); %d faxes to 107 (max_concurrent 4) on 4 channels: makespan %s, ideal %s (sum of fax durations / 4), ratio %.3f (target ≤ 1.05)",
-		testkit.Percentile(acc, 50), testkit.Percentile(acc, 99), testkit.Percentile(gaps, 50), testkit.Percentile(gaps, 99), n, makespan.Round(time.Second), ideal.Round(time.Second), makespan.Seconds()/ideal.Seconds())
+	b.ReportMetric(float64(attempts), "attempts-to-107")
+	b.ReportMetric(float64(busies), "busy-answers-107")
+	b.Logf("202 → Originate (line free, fax-ready TIFF): p50 %s, p99 %s (target p99 < 100 ms); hangup → next dial: p50 %s, p99 %s (target < 1 s); %d faxes to 107 (max_concurrent 4) on 4 channels: makespan %s, ideal %s (sum of fax durations / 4), ratio %.3f (target ≤ 1.05), %d attempts (target %d), %d busy (target 0)",
+		testkit.Percentile(acc, 50), testkit.Percentile(acc, 99), testkit.Percentile(gaps, 50), testkit.Percentile(gaps, 99), n, makespan.Round(time.Second), ideal.Round(time.Second), makespan.Seconds()/ideal.Seconds(), attempts, n, busies)
+	if attempts != n || busies != 0 {
+		b.Errorf("%d attempts and %d busy answers for %d faxes to 107 with max_concurrent 4; want exactly %d and 0", attempts, busies, n, n)
+	}
 	_ = dialLat
 }

@@ -4,9 +4,12 @@ package asterisk_test
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"math"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,8 +25,9 @@ import (
 
 // startThroughputEnv is a box on the real lab with 8 trunk channels and
 // destination rules for the remote's 107 (a fax server taking 4 calls at
-// once, told to the box as 8 so that it must learn the 4) and 108 (a
-// one-line machine, batches of up to 10).
+// once, told to the box as 8 so that it must learn the 4), 108 (a one-line
+// machine, batches of up to 10) and 105 (hangs up after a call's first
+// page; batches of up to 3).
 func startThroughputEnv(t *testing.T, base int) *env {
 	t.Helper()
 	testkit.Require(t, "gs", "tiff2pdf", "tiffinfo", "debootstrap")
@@ -40,6 +44,7 @@ func startThroughputEnv(t *testing.T, base int) *env {
 	cfg.Destinations = []destctl.Rule{
 		{Prefix: "107", MaxConcurrent: 8, RetryWaits: map[failure.Code]job.Duration{failure.LineBusy: job.Duration(2 * time.Second)}},
 		{Prefix: "108", MaxBatch: 10, BatchWait: job.Duration(5 * time.Second)},
+		{Prefix: "105", MaxBatch: 3, BatchWait: job.Duration(5 * time.Second)},
 	}
 	b, err := box.Open(ctx, cfg, box.Options{Version: "lab"})
 	if err != nil {
@@ -63,9 +68,10 @@ func TestThroughputOnRealLab(t *testing.T) {
 	t.Run("batch to a one-line machine", func(t *testing.T) {
 		t.Parallel()
 		before, _ := e.l.Calls("108")
+		hooks := testkit.NewReceiver(t)
 		var jobs []*job.Job
 		for range 10 {
-			jobs = append(jobs, e.submit(t, 1, testkit.Field("to", "108")))
+			jobs = append(jobs, e.submit(t, 1, testkit.Field("to", "108"), testkit.Field("callback_url", hooks.URL+"/hook")))
 		}
 		call := ""
 		for i, j := range jobs {
@@ -90,6 +96,28 @@ func TestThroughputOnRealLab(t *testing.T) {
 		if n := strings.Count(string(out), "TIFF Directory"); err != nil || n != 10 {
 			t.Fatalf("the received fax has %d pages (%v), want 10 (one per job)", n, err)
 		}
+		// Each job of the shared call has its own webhook: one
+		// fax.delivered with its own id and page count, nothing else.
+		hooks.Wait(t, time.Minute, "a fax.delivered per job", func(hs []testkit.Hook) bool { return len(hs) >= len(jobs) })
+		time.Sleep(2 * time.Second) // room for a duplicate to show
+		hs := hooks.Hooks()
+		deliveries := map[string]bool{}
+		for _, h := range hs {
+			deliveries[h.Header.Get("X-Faxbox-Delivery")] = true
+		}
+		if len(hs) != len(jobs) || len(deliveries) != len(jobs) {
+			t.Errorf("%d webhooks (%d delivery ids) for %d jobs; want one each", len(hs), len(deliveries), len(jobs))
+		}
+		for i, j := range jobs {
+			evs := testkit.Events(hs, j.ID)
+			if len(evs) != 1 || evs[0].Event != "fax.delivered" || evs[0].Job.Pages != 1 || evs[0].Job.PagesConfirmed != 1 || evs[0].Job.Status != "delivered" {
+				t.Errorf("job %d (%s) webhooks: %+v; want one fax.delivered of its 1 page", i, j.ID, evs)
+			}
+		}
+	})
+	t.Run("batch broken by 105 resumes the right jobs", func(t *testing.T) {
+		t.Parallel()
+		testBrokenBatch(t, e)
 	})
 	t.Run("learned capacity of a fax server", func(t *testing.T) {
 		t.Parallel()
@@ -136,4 +164,142 @@ func TestThroughputOnRealLab(t *testing.T) {
 			t.Errorf("makespan %s is %.2f times the ideal %s", makespan, ratio, ideal)
 		}
 	})
+}
+
+// callLeg is one job's attempt in a call.
+type callLeg struct {
+	job string
+	a   job.Attempt
+}
+
+// testBrokenBatch sends three two-page jobs to 105 in batches of up to 3.
+// 105 hangs up after the first page of a call the first time it sees the
+// call's caller id name, which is the job id for a call of one job and the
+// call's own id (new for every call) for a batch: every batch call to it
+// breaks after its first page. So the first call (x1 x2 y1 y2 z1 z2) breaks
+// with x's first page confirmed and nothing of y's and z's; x resumes from
+// its page 2 and y and z from their first, in the next call, and so on.
+// Checked, whatever page the far end hung up in: each job is delivered
+// once, with one fax.delivered webhook of its own (its id, its 2 pages) and
+// one fax.attempt_failed per broken attempt; no page of a job goes in two
+// attempts that both count it (each attempt starts at the first page the
+// earlier ones did not confirm); every call carries exactly the jobs not
+// yet delivered, in order, each at the page offset the jobs before it take.
+func testBrokenBatch(t *testing.T, e *env) {
+	hooks := testkit.NewReceiver(t)
+	var ids []string
+	for range 3 {
+		j := e.submit(t, 2, testkit.Field("to", "105"), testkit.Field("max_attempts", "10"),
+			testkit.Field("retry_interval", "2s"), testkit.Field("callback_url", hooks.URL+"/hook"))
+		ids = append(ids, j.ID)
+	}
+	jobs := map[string]*job.Job{}
+	for _, id := range ids {
+		jobs[id] = e.wait(t, id, job.Delivered, 10*time.Minute)
+	}
+	calls := map[string][]callLeg{}
+	for _, id := range ids {
+		j := jobs[id]
+		checkResumeChain(t, j)
+		for _, a := range j.Attempts {
+			key := a.Call
+			if key == "" {
+				key = a.ID
+			}
+			calls[key] = append(calls[key], callLeg{job: id, a: a})
+		}
+	}
+	order := slices.Collect(maps.Keys(calls))
+	slices.SortFunc(order, func(a, b string) int { return calls[a][0].a.StartedAt.Compare(calls[b][0].a.StartedAt) })
+	pending := slices.Clone(ids)
+	for n, key := range order {
+		legs := calls[key]
+		slices.SortFunc(legs, func(a, b callLeg) int { return a.a.CallOffset - b.a.CallOffset })
+		var in, desc []string
+		offset := 0
+		for _, l := range legs {
+			in = append(in, l.job)
+			desc = append(desc, fmt.Sprintf("%s p%d-%d confirmed %d", l.job[len(l.job)-4:], l.a.FirstPage, jobs[l.job].Pages, l.a.PagesSent))
+			if len(legs) > 1 && l.a.CallOffset != offset {
+				t.Errorf("call %d: job %s at page offset %d, want %d (the pages of the jobs before it)", n+1, l.job, l.a.CallOffset, offset)
+			}
+			offset += jobs[l.job].Pages - l.a.FirstPage + 1
+		}
+		t.Logf("call %d: %s", n+1, strings.Join(desc, ", "))
+		if !slices.Equal(in, pending) {
+			t.Fatalf("call %d carried %v; want the jobs not yet delivered, in order: %v", n+1, in, pending)
+		}
+		for _, l := range legs {
+			if l.a.Result == job.AttemptDelivered {
+				pending = slices.DeleteFunc(pending, func(id string) bool { return id == l.job })
+			}
+		}
+		if n == 0 && len(pending) == 0 {
+			t.Fatalf("105 did not break the first call: all three jobs were delivered in it")
+		}
+	}
+	if len(pending) != 0 {
+		t.Fatalf("jobs %v were never delivered in a call", pending)
+	}
+	checkOwnWebhooks(t, hooks, ids, jobs)
+}
+
+// checkOwnWebhooks checks that each job got its own webhooks: one
+// fax.delivered with its 2 pages and one fax.attempt_failed per earlier
+// attempt, nothing else, and nothing for another job's attempts.
+func checkOwnWebhooks(t *testing.T, hooks *testkit.Receiver, ids []string, jobs map[string]*job.Job) {
+	t.Helper()
+	want := 0
+	for _, id := range ids {
+		want += len(jobs[id].Attempts)
+	}
+	hooks.Wait(t, time.Minute, "every job's webhooks", func(hs []testkit.Hook) bool { return len(hs) >= want })
+	time.Sleep(2 * time.Second) // room for a duplicate to show
+	hs := hooks.Hooks()
+	if len(hs) != want {
+		t.Errorf("%d webhooks; want %d (one per attempt of each job)", len(hs), want)
+	}
+	for _, id := range ids {
+		j := jobs[id]
+		delivered, failed := 0, 0
+		for _, ev := range testkit.Events(hs, id) {
+			switch ev.Event {
+			case "fax.delivered":
+				delivered++
+				if ev.Job.Pages != 2 || ev.Job.PagesConfirmed != 2 {
+					t.Errorf("job %s: fax.delivered with pages %d, confirmed %d; want its own 2", id, ev.Job.Pages, ev.Job.PagesConfirmed)
+				}
+			case "fax.attempt_failed":
+				failed++
+			default:
+				t.Errorf("job %s: webhook %s", id, ev.Event)
+			}
+		}
+		if delivered != 1 || failed != len(j.Attempts)-1 {
+			t.Errorf("job %s: %d fax.delivered, %d fax.attempt_failed for %d attempts; want 1 and %d", id, delivered, failed, len(j.Attempts), len(j.Attempts)-1)
+		}
+	}
+}
+
+// checkResumeChain checks that j's attempts resumed where the earlier ones
+// stopped: the first at page 1, each next one at the first page not yet
+// confirmed, every attempt but the last failed, the last delivered, and the
+// pages confirmed adding up to the job's pages.
+func checkResumeChain(t *testing.T, j *job.Job) {
+	t.Helper()
+	next, sent := 1, 0
+	for i, a := range j.Attempts {
+		last := i == len(j.Attempts)-1
+		if a.FirstPage != next {
+			t.Errorf("job %s attempt %d starts at page %d; want %d (the first unconfirmed)", j.ID, i+1, a.FirstPage, next)
+		}
+		if last != (a.Result == job.AttemptDelivered) {
+			t.Errorf("job %s attempt %d of %d: result %s", j.ID, i+1, len(j.Attempts), a.Result)
+		}
+		next += a.PagesSent
+		sent += a.PagesSent
+	}
+	if sent != j.Pages || j.PagesConfirmed != j.Pages || j.Pages != 2 {
+		t.Errorf("job %s: %d pages confirmed over its attempts, %d/%d recorded; want 2", j.ID, sent, j.PagesConfirmed, j.Pages)
+	}
 }
