@@ -169,6 +169,7 @@ func dialTinyWindow(addr string) (net.Conn, error) {
 // it held its connection and subscription forever. A 4 KB receive window
 // makes 60 jobs' events more than the kernel buffers.
 func TestAttackSSENeverReads(t *testing.T) {
+	t.Parallel() // its own faxbox process; the longest test here
 	p, base := startAttackBox(t)
 	addr := strings.TrimPrefix(base, "http://")
 	c, err := dialTinyWindow(addr)

@@ -125,6 +125,7 @@ func waitHealthy(t *testing.T, base string, p *proc) time.Duration {
 // checks that every job ends delivered exactly once with its webhook
 // delivered (receivers de-duplicate by X-Faxbox-Delivery).
 func TestKill9MidQueue(t *testing.T) {
+	t.Parallel() // its own faxbox process; the longest test here
 	testkit.Require(t, "gs")
 	bin := buildFaxbox(t)
 	data := t.TempDir()
