@@ -1,8 +1,6 @@
 package ipp
 
 import (
-	"crypto/sha256"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -127,7 +125,6 @@ func (s *Service) printerAttrs(r *http.Request, database bool) goipp.Attributes 
 		ops.Values.Add(goipp.TagEnum, goipp.Integer(op))
 	}
 	state, queued := s.printerState()
-	sum := sha256.Sum256([]byte("faxbox-ipp-faxout\x00" + cfg.DataDir))
 	attrs := goipp.Attributes{
 		kw("charset-configured", "utf-8"), kw("charset-supported", "utf-8", "us-ascii"),
 		kw("compression-supported", "none"),
@@ -161,7 +158,7 @@ func (s *Service) printerAttrs(r *http.Request, database bool) goipp.Attributes 
 		ints("printer-up-time", goipp.TagInteger, s.upTime()),
 		uri("printer-uri-supported", printerURI(r)), kw("uri-security-supported", "none"),
 		kw("uri-authentication-supported", auth),
-		uri("printer-uuid", fmt.Sprintf("urn:uuid:%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])),
+		uri("printer-uuid", "urn:uuid:"+PrinterUUID(cfg.DataDir)),
 		res("printer-resolution-default", 200), res("printer-resolution-supported", 200, 300),
 		res("pwg-raster-document-resolution-supported", 200, 300),
 		kw("pwg-raster-document-type-supported", "black_1", "sgray_8", "srgb_8"),
