@@ -47,7 +47,7 @@ func browser(t *testing.T) *page {
 	}
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	ctx, tcancel := context.WithTimeout(ctx, 4*time.Minute)
+	ctx, tcancel := context.WithTimeout(ctx, 6*time.Minute)
 	t.Cleanup(func() { tcancel(); cancel(); acancel() })
 	dir := os.Getenv("FAXBOX_ARTIFACTS")
 	if dir == "" {
@@ -154,9 +154,11 @@ func (p *page) sentID() string {
 // dropped text file) to the test line's 99990001 and watches it reach
 // delivered live, sees 99990002's failure explained, cancels a scheduled
 // fax, makes a line busy, places a call, and checks the error messages,
-// the inbox and a phone-sized layout.
+// the phone book in the number fields, the media health and the settings
+// an attempt was made with, the self-test, the inbox with its unread
+// count, a phone-sized layout, and a box without a phone book.
 func TestConsoleInChromium(t *testing.T) {
-	e := testbox.Start(t, func(c *config.Config) {
+	e := consoleBox(t, func(c *config.Config) {
 		// Slow enough pages that the live progress can be watched.
 		c.TestLine.PageTime = job.Duration(600 * time.Millisecond)
 	})
@@ -174,11 +176,18 @@ func TestConsoleInChromium(t *testing.T) {
 	history(t, p, id, failed)
 	makeBusy(t, p, e)
 	calls(t, p)
-	inbox(t, p, e)
+	phoneBookSend(t, p, e)
+	phoneBookCalls(t, p)
+	mediaHealth(t, p, e, id)
+	mediaReports(t, p)
+	selfTestButton(t, p, e)
+	inboxBadge(t, p, e)
+	inboxTab(t, p, e)
 	phone(t, p)
 	if problems := eval[[]string](p, `window.problems`); len(problems) != 0 {
 		t.Errorf("the page reported: %q", problems)
 	}
+	noPhoneBook(t, p)
 }
 
 func signIn(t *testing.T, p *page, e *testbox.Env) {
@@ -396,7 +405,7 @@ func calls(t *testing.T, p *page) {
 	p.shot("calls")
 }
 
-func inbox(t *testing.T, p *page, e *testbox.Env) {
+func inboxTab(t *testing.T, p *page, e *testbox.Env) {
 	resp := e.C.Do(t, "GET", "/v1/inbox", nil, "", nil)
 	p.tab("inbox")
 	if resp.StatusCode == http.StatusNotFound {

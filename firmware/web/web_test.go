@@ -35,6 +35,13 @@ func TestConsoleFilesAgree(t *testing.T) {
 			t.Errorf("app.js looks up #%s, which is not on the page", m[1])
 		}
 	}
+	for _, m := range regexp.MustCompile(`aria-(?:controls|describedby|labelledby)="([^"]+)"`).FindAllStringSubmatch(html, -1) {
+		for _, id := range strings.Fields(m[1]) {
+			if !ids[id] {
+				t.Errorf("an element refers to #%s, which is not on the page", id)
+			}
+		}
+	}
 	for _, m := range regexp.MustCompile(`<label for="([^"]+)"`).FindAllStringSubmatch(html, -1) {
 		if !ids[m[1]] {
 			t.Errorf("a label is for #%s, which is not on the page", m[1])

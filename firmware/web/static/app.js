@@ -68,6 +68,11 @@ const FAILURE_WORDS = {
   "job.max_attempts": "Every attempt failed.",
   "job.cancelled": "The fax was cancelled.",
   "internal.error": "The box had an internal error.",
+  "selftest.pages_mismatch": "The box received a different number of pages than it sent.",
+  "selftest.nothing_received": "The box's receiving side got nothing.",
+  "selftest.no_loop": "The loop back to the box itself is not set up.",
+  "selftest.interrupted": "The self-test was interrupted (the box stopped while it ran).",
+  "selftest.timeout": "The self-test did not end in time.",
 };
 
 // What an API error code means, in words.
@@ -113,6 +118,11 @@ const API_WORDS = {
   already_finished: "That job has already ended.",
   already_delivered: "That fax was delivered; it is never sent twice.",
   not_retryable: "Only failed or cancelled jobs can be tried again.",
+  ambiguous_name: "That name names more than one number in the phone book.",
+  unknown_name: "That name is not in the phone book.",
+  directory_unavailable: "The phone book cannot be read now (the directory server has not answered yet).",
+  run_in_progress: "A self-test is already running; its result shows when it ends.",
+  no_line: "No line is free for the self-test.",
 };
 
 // ---------- API ----------
@@ -263,6 +273,177 @@ function errorWords(e) {
   return w + " (" + e.code + ")";
 }
 
+// ---------- phone book ----------
+
+// The office directory's phone book (GET /v1/directory): the number fields
+// of Send and Calls take a name too, offer the matches, and resolve a typed
+// name the way `faxbox send -to NAME` does (bookPick). A box without a
+// directory answers 404: then the fields take numbers only.
+const book = { available: false };
+
+// isNumber reports whether v is meant as a number (digits and the signs
+// people write in numbers), not a name; the same rule as the CLI's.
+function isNumber(v) { return /^[+0-9 ()./-]*$/.test(v); }
+// plainNumber drops the signs people write in numbers (the directory's
+// numbers come without them).
+function plainNumber(v) { return v.replace(/[ ()./-]/g, ""); }
+function foldName(s) { return String(s || "").toLowerCase().split(/\s+/).filter(Boolean).join(" "); }
+
+// bookPick chooses the one number (kind "faxes" or "phones") q names among
+// the entries a search for q found: an entry named exactly q (or of login
+// q) when there is one, else every entry found; that must come to one
+// number. It answers {number, name}, {candidates: [{number, name}]} or
+// {none: true}.
+function bookPick(q, entries, kind) {
+  const withNum = entries.filter((e) => (e[kind] || []).length > 0);
+  const exact = withNum.filter((e) => foldName(e.name) === foldName(q) || (e.login && e.login.toLowerCase() === q.toLowerCase()));
+  const pool = exact.length ? exact : withNum;
+  if (!pool.length) return { none: true };
+  if (pool.length === 1 && pool[0][kind].length === 1) return { number: pool[0][kind][0], name: pool[0].name };
+  return { candidates: pool.flatMap((e) => e[kind].map((n) => ({ number: n, name: e.name }))) };
+}
+
+async function bookSearch(q) {
+  const r = await api("GET", "/v1/directory?q=" + encodeURIComponent(q));
+  return r.entries || [];
+}
+
+// Combo is a number field with phone book matches below it (an ARIA
+// combobox: arrows move, Enter chooses, Escape closes; a click chooses).
+class Combo {
+  constructor(id, kind, msgId) {
+    this.input = $(id);
+    this.list = document.getElementById(id + "-list");
+    this.note = document.getElementById(id + "-book");
+    this.kind = kind;       // "faxes" or "phones"
+    this.msgId = msgId;
+    this.options = [];
+    this.active = -1;
+    this.timer = 0;
+    this.seq = 0;
+    this.input.addEventListener("input", () => this.typed());
+    this.input.addEventListener("keydown", (e) => this.key(e));
+    this.input.addEventListener("blur", () => setTimeout(() => this.close(), 150));
+  }
+  get what() { return this.kind === "faxes" ? "fax number" : "phone number"; }
+  typed() {
+    this.note.textContent = "";
+    this.input.removeAttribute("aria-invalid");
+    clearTimeout(this.timer);
+    const q = this.input.value.trim();
+    if (!book.available || q === "" || isNumber(q)) { this.close(); return; }
+    this.timer = setTimeout(() => this.suggest(q), 200);
+  }
+  async suggest(q) {
+    const seq = ++this.seq;
+    try {
+      const entries = await bookSearch(q);
+      if (seq !== this.seq || this.input.value.trim() !== q) return;
+      this.show(entries.flatMap((e) => (e[this.kind] || []).map((n) => ({ number: n, name: e.name }))), q);
+    } catch (e) {
+      if (seq !== this.seq) return;
+      this.close();
+      if (e instanceof ApiError && (e.status === 404 || e.status === 405)) { book.available = false; return; }
+      this.note.textContent = "The phone book could not be searched: " + (e.words ? e.words() : String(e));
+    }
+  }
+  show(options, q) {
+    this.options = options.slice(0, 20);
+    this.active = -1;
+    this.list.textContent = "";
+    this.options.forEach((o, i) => {
+      const li = el("li", { role: "option", id: this.input.id + "-opt-" + i, "aria-selected": "false", dataset: { number: o.number } },
+        el("span", { class: "name" }, o.name), el("span", { class: "num" }, o.number));
+      li.addEventListener("mousedown", (ev) => { ev.preventDefault(); this.choose(o); });
+      this.list.append(li);
+    });
+    if (!this.options.length) {
+      this.close();
+      this.note.textContent = "No " + this.what + " in the phone book matches “" + q + "”.";
+      return;
+    }
+    this.list.hidden = false;
+    this.input.setAttribute("aria-expanded", "true");
+  }
+  close() {
+    this.list.hidden = true;
+    this.input.setAttribute("aria-expanded", "false");
+    this.input.removeAttribute("aria-activedescendant");
+    this.active = -1;
+  }
+  move(d) {
+    if (this.list.hidden || !this.options.length) return;
+    this.active = (this.active + d + this.options.length) % this.options.length;
+    [...this.list.children].forEach((li, i) => li.setAttribute("aria-selected", i === this.active ? "true" : "false"));
+    const li = this.list.children[this.active];
+    this.input.setAttribute("aria-activedescendant", li.id);
+    li.scrollIntoView({ block: "nearest" });
+  }
+  key(e) {
+    if (e.key === "ArrowDown") { e.preventDefault(); if (this.list.hidden && this.options.length) { this.list.hidden = false; this.input.setAttribute("aria-expanded", "true"); } this.move(1); }
+    else if (e.key === "ArrowUp") { e.preventDefault(); this.move(-1); }
+    else if (e.key === "Escape" && !this.list.hidden) { e.preventDefault(); this.close(); }
+    else if (e.key === "Enter" && !this.list.hidden && this.active >= 0) { e.preventDefault(); this.choose(this.options[this.active]); }
+  }
+  // choose puts o's number in the field and names whose it is.
+  choose(o) {
+    clearTimeout(this.timer);
+    this.seq++;
+    this.input.value = o.number;
+    this.input.removeAttribute("aria-invalid");
+    this.close();
+    setMsg(this.msgId, "");
+    this.note.textContent = "";
+    this.note.append(el("span", { class: "ok" }, o.name + ", from the phone book"));
+    this.input.focus();
+  }
+  // resolve returns the number to use, or "" after saying in message
+  // msgId why there is none: a name is looked up in the phone book; one
+  // naming several numbers is refused with the candidates to choose from.
+  async resolve() {
+    clearTimeout(this.timer);
+    this.seq++;
+    const v = this.input.value.trim();
+    if (isNumber(v)) return plainNumber(v);
+    const refuse = (text) => {
+      setMsg(this.msgId, text, "err");
+      this.input.setAttribute("aria-invalid", "true");
+      this.input.focus();
+      return "";
+    };
+    if (!book.available) return refuse("Enter the number as digits (3 to 20, optionally with a leading +): this box has no phone book to look “" + v + "” up in.");
+    let entries;
+    try { entries = await bookSearch(v); } catch (e) { showError(this.msgId, e); this.input.focus(); return ""; }
+    const p = bookPick(v, entries, this.kind);
+    if (p.number) {
+      this.choose(p);
+      return p.number;
+    }
+    if (p.none) return refuse("No " + this.what + " in the phone book for “" + v + "”" + (entries.length ? " (" + entries.length + " entries found without one)." : "."));
+    this.close();
+    this.note.textContent = "";
+    this.note.append(el("p", { class: "err" }, "Choose one:"),
+      el("ul", { class: "choices", "aria-label": "Numbers “" + v + "” names" }, p.candidates.map((c) =>
+        el("li", {}, button(c.number + " — " + c.name, () => this.choose(c), "secondary", "Use " + c.number + ", " + c.name)))));
+    return refuse("“" + v + "” names more than one " + this.what + ": choose one of the numbers shown at the field, or type the whole name.");
+  }
+  // available shows whether the field takes names.
+  available(on) {
+    this.input.inputMode = on ? "text" : "tel";
+    if (this.kind === "phones") this.input.placeholder = on ? "number or name" : "";
+  }
+}
+
+const combos = { to: new Combo("to", "faxes", "send-msg"), c2c: new Combo("c2c-to", "phones", "c2c-msg"), msg: new Combo("m-to", "phones", "msgcall-msg") };
+
+// setBook records whether the box has a phone book (a directory in
+// /v1/status) and tells the number fields.
+function setBook(on) {
+  book.available = on;
+  for (const c of Object.values(combos)) c.available(on);
+  $("to-help").textContent = "3 to 20 digits, optionally with a leading +" + (on ? ", or a name from the phone book." : ".");
+}
+
 // ---------- sign in / out ----------
 
 async function signIn(token) {
@@ -274,8 +455,9 @@ async function signIn(token) {
   $("app").hidden = false;
   $("signout").hidden = false;
   notice("");
+  setBook(!!(s.extra && s.extra.directory));
   renderStatus();
-  await Promise.all([loadOutbox(), loadCalls()]);
+  await Promise.all([loadOutbox(), loadCalls(), loadUnread()]);
   startStream();
   route();
 }
@@ -290,6 +472,7 @@ function signOut(why) {
   $("signout").hidden = true;
   $("live").hidden = true;
   $("summary").textContent = "";
+  setUnread("", "");
   $("signin").hidden = false;
   $("token").value = "";
   setMsg("signin-msg", why || "", why ? "err" : "");
@@ -328,7 +511,7 @@ function route() {
   if (!state.token) return;
   if (tab === "history" && !state.history.loaded) loadHistory(false);
   if (tab === "inbox") loadInbox();
-  if (tab === "lines") loadStatus();
+  if (tab === "lines") { loadStatus(); loadSelfTest(); }
   if (tab === "calls") loadCalls();
 }
 window.addEventListener("hashchange", () => { route(); $("main").focus(); });
@@ -404,6 +587,8 @@ const ALARM_WORDS = {
   "time not set": "The box's clock is not set.",
   "T.38 health bad": "Fax over IP (T.38) is failing more than it should.",
   "panel hardware missing": "The front panel hardware is missing.",
+  "directory unreachable": "The office directory (LDAP) does not answer; the box uses its last good copy.",
+  "fax routing failing": "Received faxes cannot be routed where the rules say.",
 };
 
 function renderAlarms() {
@@ -418,18 +603,117 @@ function renderAlarms() {
   if (x.trunk) add("SIP trunk", { reachable: "reachable", unreachable: "unreachable: it does not answer", unknown: "not checked yet" }[x.trunk] || x.trunk);
   else add("SIP trunk", s && s.asterisk_configured ? "none configured" : "none (only the test line: no Asterisk configured)");
   if (x.dahdi_alarms) add("Line cards", x.dahdi_alarms.length ? x.dahdi_alarms.join("; ") : "no alarms");
-  for (const k of ["media", "t38", "media_health", "t38_health"]) if (x[k] !== undefined) add(k === "media" || k === "media_health" ? "Media health" : "T.38 health", summarize(x[k]));
+  if (x.directory) add("Directory", directoryWords(x.directory));
   if (x.webhooks_pending !== undefined) add("Callbacks waiting", String(x.webhooks_pending));
   box.append(dl);
+  renderMediaHealth(x.media_health);
 }
 
-// summarize renders a health record of unknown shape as short text.
-function summarize(v) {
-  if (v === null || v === undefined) return "";
-  if (typeof v !== "object") return String(v);
-  if (Array.isArray(v)) return v.map(summarize).join("; ") || "none";
-  return Object.entries(v).map(([k, w]) => k.replace(/_/g, " ") + ": " + (typeof w === "object" ? summarize(w) : w)).join(", ");
+function directoryWords(d) {
+  const n = d.entries + " phone book entries, " + d.users + " users";
+  if (d.state === "ok") return "read " + when(d.last_sync) + ": " + n;
+  if (d.state === "unreachable") return "does not answer" + (d.error ? " (" + d.error + ")" : "") + (d.last_sync ? "; using the copy of " + when(d.last_sync) + ": " + n : "");
+  return "not read yet" + (d.error ? " (" + d.error + ")" : "");
 }
+
+function pct(v) { return (v || 0).toFixed(2) + "%"; }
+
+// renderMediaHealth shows extra.media_health: per trunk (line group) the
+// figures pooled over its last fax attempts with a media report, and
+// whether they put the trunk in alarm.
+function renderMediaHealth(h) {
+  const box = $("media-health");
+  box.textContent = "";
+  if (!h) { box.append(el("p", { class: "empty" }, "This box does not measure fax media.")); return; }
+  const trunks = h.trunks || [];
+  box.dataset.alarm = h.alarm ? "true" : "false";
+  if (!trunks.length) {
+    box.append(el("p", { class: "empty" }, "No fax attempt with a media report yet: the figures appear after faxes over SIP lines."));
+    return;
+  }
+  box.append(el("p", { class: h.alarm ? "alarm" : "alarms-ok" }, h.alarm
+    ? "Fax over IP is failing more than it should: " + trunks.filter((t) => t.alarm).map((t) => t.trunk).join(", ") + "."
+    : "Every trunk's fax media is within the limits."));
+  const head = el("tr", {}, ["Trunk", "Attempts", "T.38 loss", "T.38 lost beyond repair", "G.711 loss", "G.711 jitter", "Health"].map((x) => el("th", { scope: "col" }, x)));
+  const rows = trunks.map((t) => el("tr", { dataset: { trunk: t.trunk } },
+    td("Trunk", el("strong", {}, t.trunk)),
+    td("Attempts", String(t.attempts)),
+    td("T.38 loss", pct(t.t38_loss_pct)),
+    td("T.38 lost beyond repair", pct(t.t38_unrecoverable_pct)),
+    td("G.711 loss", pct(t.rtp_loss_pct)),
+    td("G.711 jitter", (t.rtp_jitter_ms || 0).toFixed(1) + " ms"),
+    td("Health", t.alarm ? [el("span", { class: "alarm" }, "alarm"), ...(t.why || []).map((w) => el("span", { class: "sub" }, w))]
+      : el("span", { class: "healthy" }, "ok"))));
+  box.append(el("div", { class: "table-wrap" }, el("table", { class: "jobs" }, el("thead", {}, head), el("tbody", {}, rows))),
+    el("p", { class: "help" }, "Pooled over each trunk's last fax attempts with a media report; the worse direction counts."));
+}
+
+// ---------- self-test ----------
+
+const RUN_WORDS = { running: "Running…", passed: "Passed", failed: "Failed" };
+const PATH_WORDS = {
+  loopback: "through the box's telephony engine (Asterisk) and back to itself",
+  test_line: "on the test line (this box has no telephony engine: the fax engine and conversion only)",
+  trunk: "through the SIP trunk",
+};
+let selfTestTimer = 0;
+
+// loadSelfTest shows the latest self-test (GET /v1/selftest) and follows
+// a running one.
+async function loadSelfTest() {
+  clearTimeout(selfTestTimer);
+  selfTestTimer = 0;
+  try {
+    renderSelfTest(await api("GET", "/v1/selftest"));
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) { renderSelfTest(null, e); return; }
+    showError("selftest-msg", e);
+  }
+}
+
+function renderSelfTest(run, missing) {
+  const box = $("selftest-state");
+  box.textContent = "";
+  $("selftest-btn").disabled = !!run && run.status === "running";
+  if (!run) {
+    delete box.dataset.status;
+    box.append(el("p", { class: "empty" }, /no self-test has run/i.test((missing && missing.message) || "")
+      ? "No self-test has run yet." : "This box runs no self-test."));
+    return;
+  }
+  box.dataset.status = run.status;
+  if (run.status !== "running" && $("selftest-msg").classList.contains("ok")) setMsg("selftest-msg", "");
+  const dl = el("dl", { class: "info" });
+  const add = (k, v) => { if (v !== undefined && v !== null && v !== "" && !(Array.isArray(v) && !v.length)) dl.append(el("dt", {}, k), el("dd", {}, v)); };
+  add("Result", el("span", { class: "st " + (run.status === "passed" ? "delivered" : run.status === "failed" ? "failed" : "sending") }, RUN_WORDS[run.status] || run.status));
+  if (run.error) add("Why", errorWords(run.error));
+  add("Path", PATH_WORDS[run.path] || run.path);
+  add("Started", when(run.started_at));
+  add("Ended", when(run.ended_at));
+  add("Pages", run.pages_sent + " sent" + (run.pages_received !== undefined && run.pages_received !== null ? ", " + run.pages_received + " received" : ""));
+  const a = run.attempt;
+  if (a) {
+    add("Call", [a.line, a.transport, a.bit_rate ? a.bit_rate + " bit/s" : "", a.ecm ? "ECM" : ""].filter(Boolean).join(", "));
+    add("Media", mediaLines(a.media));
+    add("Settings", a.decision);
+  }
+  add("Fax", el("span", { class: "mono" }, run.job_id));
+  box.append(dl);
+  if (run.status === "running") selfTestTimer = setTimeout(() => { if (state.token && !$("tab-lines").hidden) loadSelfTest(); }, 1000);
+}
+
+$("selftest-btn").addEventListener("click", async () => {
+  $("selftest-btn").disabled = true;
+  setMsg("selftest-msg", "Starting the self-test…");
+  try {
+    renderSelfTest(await api("POST", "/v1/selftest"));
+    setMsg("selftest-msg", "The self-test is running; its result shows here.", "ok");
+  } catch (e) {
+    showError("selftest-msg", e);
+    $("selftest-btn").disabled = false;
+    loadSelfTest();
+  }
+});
 
 function renderBoxInfo() {
   const s = state.status;
@@ -509,11 +793,21 @@ function progress(stage, frac) {
   if (frac === undefined) bar.removeAttribute("value"); else bar.value = Math.round(frac * 100);
 }
 
-function checkSend(withTo) {
+// checkSend checks the form before an upload; withTo: the number too,
+// which it resolves from the phone book when a name was typed.
+async function checkSend(withTo) {
   const form = $("send-form");
   clearInvalid(form);
   if (!state.files.length) { setMsg("send-msg", "Choose or drop at least one document.", "err"); drop.focus(); return false; }
-  if (withTo && !/^\+?[0-9]{3,20}$/.test($("to").value.trim())) {
+  if (!withTo) return true;
+  const raw = $("to").value.trim();
+  let to = plainNumber(raw);
+  if (!isNumber(raw)) {
+    to = await combos.to.resolve(); // a name: from the phone book, or refused in words
+    if (!to) return false;
+  }
+  $("to").value = to;
+  if (!/^\+?[0-9]{3,20}$/.test(to)) {
     setMsg("send-msg", "Enter the fax number: 3 to 20 digits, optionally with a leading +.", "err");
     $("to").setAttribute("aria-invalid", "true");
     $("to").focus();
@@ -525,7 +819,7 @@ function checkSend(withTo) {
 function busySend(on) { $("send-btn").disabled = on; $("preview-btn").disabled = on; }
 
 $("preview-btn").addEventListener("click", async () => {
-  if (!checkSend(false)) return;
+  if (!(await checkSend(false))) return;
   busySend(true);
   setMsg("send-msg", "");
   try {
@@ -554,8 +848,8 @@ function renderPreview(p) {
 
 $("send-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  if (!checkSend(true)) return;
   busySend(true);
+  if (!(await checkSend(true))) { busySend(false); return; }
   setMsg("send-msg", "");
   try {
     const j = await upload("/v1/faxes", sendForm(SEND_FIELDS, true), (f) =>
@@ -565,6 +859,7 @@ $("send-form").addEventListener("submit", async (ev) => {
     setMsg("send-msg", "Fax " + j.id + " to " + j.to + " is queued. Follow it in the outbox.", "ok");
     $("send-msg").append(" ", el("a", { href: "#outbox" }, "Open the outbox"));
     state.files = []; renderFiles();
+    $("to-book").textContent = "";
     $("preview").hidden = true;
   } catch (e) {
     showError("send-msg", e, $("send-form"));
@@ -621,6 +916,8 @@ function detailsText(j) {
     const a = lastAttempt(j);
     if (a && a.error) parts.push(el("span", { class: "why" }, "Last try: " + errorWords(a.error)));
   }
+  const last = lastAttempt(j);
+  if (last && last.decision) parts.push(el("span", { class: "sub decision" }, "Settings: " + last.decision));
   if (j.status === "retry_wait" && j.next_attempt_at) parts.push(el("span", { class: "sub" }, "next try at " + when(j.next_attempt_at)));
   if (scheduled(j)) parts.push(el("span", { class: "sub" }, "scheduled for " + when(j.send_at)));
   if (j.status === "delivered") {
@@ -703,37 +1000,48 @@ async function showDetails(id) {
     td("#", String(a.n)), td("Line", a.line || ""), td("Started", when(a.started_at)),
     td("Result", a.result === "delivered" ? "delivered" : a.error ? errorWords(a.error) : a.result || ""),
     td("Pages sent", String(a.pages_sent || 0)),
-    td("Link", [a.transport, a.bit_rate ? a.bit_rate + " bit/s" : "", a.ecm ? "ECM" : "", a.remote_station_id].filter(Boolean).join(", ")),
-    td("Media", mediaWords(a.media)),
+    td("Link", [a.transport, a.bit_rate ? a.bit_rate + " bit/s" : "", a.max_rate ? "at most " + a.max_rate + " bit/s" : "", a.ecm ? "ECM" : "", a.remote_station_id].filter(Boolean).join(", ")),
+    td("Media", mediaLines(a.media)),
+    td("Settings", a.decision || ""),
     td("Raw", a.error && a.error.raw ? el("span", { class: "mono" }, a.error.raw) : "")));
   body.append(rows.length ? el("div", { class: "table-wrap" }, el("table", { class: "jobs" },
-    el("thead", {}, el("tr", {}, ["#", "Line", "Started", "Result", "Pages sent", "Link", "Media", "Raw"].map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, ["#", "Line", "Started", "Result", "Pages sent", "Link", "Media", "Settings", "Raw"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, rows))) : el("p", { class: "empty" }, "No attempt yet."));
   $("details").showModal();
   $("details-close").focus();
 }
 $("details-close").addEventListener("click", () => $("details").close());
 
-// mediaWords summarizes an attempt's media report (IP lines): T.38 packets,
-// gaps and what redundancy recovered, or RTP loss and jitter.
+// mediaWords tells an attempt's media report (SIP lines) in words, a line
+// per direction: for T.38 the UDPTL datagrams, the sequence gaps and how
+// many the redundancy or FEC recovered, the longest burst against the
+// redundancy depth, the largest datagram and the page-data jitter; for
+// G.711 the RTP packets, loss and jitter.
 function mediaWords(m) {
-  if (!m) return "";
-  if (m.unavailable) return "not measured: " + m.unavailable;
+  if (!m) return [];
+  if (m.unavailable) return ["not measured: " + m.unavailable];
   const out = [];
-  const dir = (name, d, f) => d && d.packets ? out.push(name + " " + f(d)) : null;
+  const dir = (name, d, f) => { if (d && (d.packets || d.expected)) out.push(name + ": " + f(d)); };
   if (m.t38) {
-    const t = (d) => d.packets + " packets, " + d.gaps + " gaps (" + d.recovered + " recovered, " + d.unrecoverable + " lost)" +
-      (d.fcs_bad ? ", " + d.fcs_bad + " bad frames" : "");
+    const t = (d) => d.packets + " datagrams, " + d.gaps + " lost (" + d.recovered + " recovered from redundancy, " +
+      d.unrecoverable + " beyond repair), longest burst " + d.longest_burst + " against redundancy " + d.redundancy_depth +
+      ", largest " + d.largest_datagram + " octets, jitter " + (d.page_jitter_ms || 0).toFixed(1) + " ms" +
+      (d.malformed ? ", " + d.malformed + " malformed" : "") + (d.fcs_bad ? ", " + d.fcs_bad + " bad frames" : "");
     dir("T.38 sent", m.t38.sent, t);
     dir("T.38 received", m.t38.received, t);
   }
   if (m.rtp) {
-    const r = (d) => d.packets + " packets, " + d.loss_pct.toFixed(2) + "% lost, jitter " + d.jitter_ms.toFixed(1) + " ms";
-    dir("RTP sent", m.rtp.sent, r);
-    dir("RTP received", m.rtp.received, r);
+    const r = (d) => d.packets + " packets, " + d.lost + " lost (" + (d.loss_pct || 0).toFixed(2) + "%), jitter " +
+      (d.jitter_ms || 0).toFixed(1) + " ms (at most " + (d.max_jitter_ms || 0).toFixed(1) + " ms)";
+    dir("G.711 sent", m.rtp.sent, r);
+    dir("G.711 received", m.rtp.received, r);
   }
-  return out.join("; ") || (m.transport || "");
+  if (m.switch_to_udptl_ms !== undefined && m.switch_to_udptl_ms !== null) out.push("switch to T.38 took " + m.switch_to_udptl_ms + " ms");
+  if (!out.length) out.push(m.transport ? m.transport + ": no packets seen" : "no packets seen");
+  return out;
 }
+// mediaLines is mediaWords as lines of a table cell.
+function mediaLines(m) { return mediaWords(m).map((w) => el("span", { class: "why" }, w)); }
 
 let viewerURL = "";
 async function viewDocument(path, title, name) {
@@ -832,6 +1140,7 @@ async function loadInbox() {
   try {
     const l = await api("GET", "/v1/inbox?limit=100");
     const items = l.items || [];
+    scheduleUnread();
     delete $("inbox-state").dataset.state;
     $("inbox-state").textContent = items.length ? "" : "No faxes received yet.";
     keepFocus(body, () => {
@@ -873,6 +1182,34 @@ function inboxRow(f) {
     td("Pages", f.pages ? String(f.pages) : "", f.transport ? el("span", { class: "sub" }, f.transport === "t38" ? "T.38" : f.transport.toUpperCase()) : null),
     td("Status", status),
     cell);
+}
+
+// setUnread shows the unread count on the Inbox tab (words: for screen
+// readers and the tooltip).
+function setUnread(text, words) {
+  $("inbox-count").textContent = text;
+  const a = $("inbox-tab");
+  if (words) { a.setAttribute("aria-label", "Inbox, " + words); a.title = words; } else { a.removeAttribute("aria-label"); a.removeAttribute("title"); }
+}
+
+// loadUnread counts the unread received faxes (GET /v1/inbox?read=false).
+async function loadUnread() {
+  try {
+    const l = await api("GET", "/v1/inbox?read=false&limit=500");
+    const n = (l.items || []).length, more = !!l.next_cursor;
+    setUnread(n ? n + (more ? "+" : "") : "", n ? n + (more ? " or more" : "") + " unread" : "");
+  } catch (e) {
+    // No inbox on this box, or not for this user (a directory user who
+    // may only place calls): no count; the tab says why when opened.
+    if (e instanceof ApiError && [403, 404, 405].includes(e.status)) { setUnread("", ""); return; }
+    if (e.name === "AbortError") return;
+    setUnread("!", "the unread count could not be read: " + (e.words ? e.words() : String(e)));
+  }
+}
+let unreadTimer = 0;
+function scheduleUnread() {
+  if (unreadTimer) return;
+  unreadTimer = setTimeout(() => { unreadTimer = 0; if (state.token) loadUnread(); }, 300);
 }
 
 async function markInbox(f, read, quiet) {
@@ -977,25 +1314,29 @@ async function placeCall(form, req, msgId, btn) {
   }
 }
 
-$("c2c-form").addEventListener("submit", (ev) => {
+$("c2c-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const f = ev.target, req = { kind: "click2call" };
+  clearInvalid(f);
   for (const k of ["agent", "to", "send_at", "client_ref", "callback_url"]) strField(f, k, req);
   numField(f, "max_attempts", req);
   if (!req.agent || !req.to) { setMsg("c2c-msg", "Enter your extension and the number to call.", "err"); (req.agent ? $("c2c-to") : $("c2c-agent")).focus(); return; }
-  placeCall(f, req, "c2c-msg", "c2c-btn");
+  req.to = await combos.c2c.resolve();
+  if (req.to) placeCall(f, req, "c2c-msg", "c2c-btn");
 });
 
-$("msg-form").addEventListener("submit", (ev) => {
+$("msg-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const f = ev.target, req = { kind: "message" };
+  clearInvalid(f);
   for (const k of ["to", "say", "confirm_digit", "retry_interval", "send_at", "client_ref", "callback_url"]) strField(f, k, req);
   for (const k of ["repeat", "max_attempts", "priority"]) numField(f, k, req);
   const fb = $("m-fallback_to").value.trim();
   if (fb) req.fallback_to = fb.split(/[\s,;]+/).filter(Boolean);
   if (!req.to) { setMsg("msgcall-msg", "Enter the number to call.", "err"); $("m-to").focus(); return; }
   if (!req.say && !$("m-play").files.length) { setMsg("msgcall-msg", "Write a message to speak or choose a recording.", "err"); $("m-say").focus(); return; }
-  placeCall(f, req, "msgcall-msg", "msg-btn");
+  req.to = await combos.msg.resolve();
+  if (req.to) placeCall(f, req, "msgcall-msg", "msg-btn");
 });
 
 // ---------- live events ----------
@@ -1028,7 +1369,7 @@ async function startStream() {
     setLive(false, "reconnecting…");
     await new Promise((res) => setTimeout(res, delay));
     delay = Math.min(delay * 2, 15000);
-    if (state.stream === ctl) { loadOutbox(); loadStatus(); }
+    if (state.stream === ctl) { loadOutbox(); loadStatus(); loadUnread(); }
   }
 }
 
@@ -1067,6 +1408,9 @@ function onEvent(type, data) {
     renderLines(); renderOutbox(); renderSummary();
   } else if (type === "alarm" || type === "status") {
     scheduleStatus();
+  } else if (type === "fax.received") {
+    scheduleUnread();
+    if (!$("tab-inbox").hidden) loadInbox();
   }
 }
 // scheduleStatus refreshes the summary and alarms at most every 2 s.
