@@ -36,6 +36,9 @@ type Outcome struct {
 	HangupCause int    // Q.850, -1 unknown
 	Reason      int    // OriginateResponse Reason, -1 unknown
 	HaveResult  bool   // a FaxboxResult event arrived
+	// T38: the call switched to T.38 (FAXStatus "T.38 Negotiated"): the
+	// far end is a fax machine, whatever happened next.
+	T38 bool
 }
 
 // Verdict is the classification.
@@ -181,6 +184,12 @@ func Classify(o Outcome) Verdict {
 	}
 	if code == failure.FaxRemoteHangup && o.Pages == 0 && strings.Contains(st, "dropped") {
 		code = failure.FaxRemoteNotFax
+	}
+	if code == failure.FaxRemoteNotFax && o.T38 {
+		// Only a fax machine accepts the switch to T.38: a session that
+		// then dropped (heavy UDPTL loss, say) lost its fax, not its
+		// far end's nature.
+		code = failure.FaxRemoteHangup
 	}
 	reached := code != failure.FaxRemoteNotFax && code != failure.BoxDocumentAccess
 	return verdict(code, raw, reached || o.Pages > 0)

@@ -28,6 +28,7 @@ func TestClassify(t *testing.T) {
 		{"channel unavailable", Outcome{DialStatus: "CHANUNAVAIL", Reason: 1}, failure.LineUnavailable, false, None, true},
 		{"T.38 negotiation failed (10.5 s)", Outcome{Answered: true, HaveResult: true, Status: "FAILED", Error: "T38_NEG_ERROR", StatusStr: "T.38 negotiation failed"}, failure.FaxT38Negotiation, true, AudioFallback, true},
 		{"voice answered, G.711", Outcome{Answered: true, HaveResult: true, Status: "FAILED", Error: "HANGUP", StatusStr: "The call dropped prematurely"}, failure.FaxRemoteNotFax, false, None, true},
+		{"T.38 negotiated, then the session dropped (heavy UDPTL loss)", Outcome{Answered: true, HaveResult: true, Status: "FAILED", Error: "HANGUP", StatusStr: "The call dropped prematurely", T38: true}, failure.FaxRemoteHangup, true, None, true},
 		{"voice answered, no T.30 at all", Outcome{Answered: true, HaveResult: true, Status: "FAILED", Error: "HANGUP", StatusStr: "Timed out waiting for initial communication"}, failure.FaxRemoteNotFax, false, None, true},
 		{"corrupt TIFF after answer", Outcome{Answered: true, HaveResult: true, Status: "FAILED", Error: "FILE_ERROR", StatusStr: "TIFF/F file cannot be opened"}, failure.DocumentUnreadable, true, None, false},
 		{"TIFF spandsp cannot use", Outcome{Answered: true, HaveResult: true, Status: "FAILED", Error: "FILE_ERROR", StatusStr: "TIFF/F format is not compatible"}, failure.DocumentUnreadable, true, None, false},

@@ -399,7 +399,7 @@ func (d *Dialler) Resync(ctx context.Context) {
 
 // outcome is what Asterisk told of call c, for spandsp.Classify.
 func outcome(c *call) spandsp.Outcome {
-	o := spandsp.Outcome{Answered: c.answered, DialStatus: c.dialStatus, HangupCause: c.cause, Reason: c.reason}
+	o := spandsp.Outcome{Answered: c.answered, DialStatus: c.dialStatus, HangupCause: c.cause, Reason: c.reason, T38: c.t38}
 	if c.result != nil {
 		o.HaveResult = true
 		o.Status, o.Error, o.StatusStr = c.result.Get("Status"), c.result.Get("Error"), c.result.Get("StatusStr")
