@@ -40,7 +40,7 @@ type LCD struct {
 // Profile is one board.
 type Profile struct {
 	Name    string         `json:"name"`
-	LEDs    map[string]Pin `json:"leds"`    // power, activity, alarm, line:<group>/<n>
+	LEDs    map[string]Pin `json:"leds"`    // power, activity, alarm, inbox, line:<group>/<n>
 	Buttons map[string]Pin `json:"buttons"` // cancel:<line>, retry, busy:<line>, page, reset
 	LCD     *LCD           `json:"lcd,omitempty"`
 	// DAHDI lists the board's DAHDI spans in span order (dahdi/ renders
@@ -51,7 +51,7 @@ type Profile struct {
 
 var (
 	reChip   = regexp.MustCompile(`^(gpiochip[0-9]{1,3}|[A-Za-z0-9_.-]{1,32})$`)
-	reLED    = regexp.MustCompile(`^(power|activity|alarm|line:[a-z][a-z0-9_-]*/[0-9]+)$`)
+	reLED    = regexp.MustCompile(`^(power|activity|alarm|inbox|line:[a-z][a-z0-9_-]*/[0-9]+)$`)
 	reButton = regexp.MustCompile(`^(retry|page|reset|(cancel|busy):[a-z][a-z0-9_-]*/[0-9]+)$`)
 	reKey    = regexp.MustCompile(`^[A-Y]$`)
 	bauds    = map[int]bool{1200: true, 2400: true, 4800: true, 9600: true, 19200: true, 38400: true, 57600: true, 115200: true}
