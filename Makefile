@@ -8,6 +8,9 @@ PKGS := ./...
 
 .PHONY: all build test bench vendor lint deps run lab-up lab-down lab-setup test-hw cross br-check image vendor-check
 LISTEN ?= 127.0.0.1:8080
+# SMTP_LISTEN: the box's SMTP listener (e-mail to fax: mail to
+# <number>@fax.local) under `make run`.
+SMTP_LISTEN ?= 127.0.0.1:2525
 RUNDIR ?= .run
 
 all: build
@@ -23,7 +26,10 @@ run: deps-run build lab-up
 	@tok="$${FAXBOX_TOKEN:-}"; if [ -z "$$tok" ]; then tok=$$(head -c 18 /dev/urandom | base64 | tr '+/' '-_'); echo "FAXBOX_TOKEN=$$tok"; fi; \
 	  echo "faxbox on http://$(LISTEN)  — send a real fax through the lab:"; \
 	  echo "  curl -H 'Authorization: Bearer $$tok' -F to=100 -F file=@/usr/share/doc/ghostscript/copyright http://$(LISTEN)/v1/faxes"; \
-	  exec bin/faxbox serve -config $(RUNDIR)/faxbox.json -listen $(LISTEN) -token "$$tok"
+	  echo "and have the lab fax the box (its numbers 500-599 receive; then GET /v1/inbox):"; \
+	  echo "  bin/faxbox-lab send -base-port $(LAB_BASE_PORT) -to 500 /etc/os-release"; \
+	  echo "  e-mail to fax: swaks --server $(SMTP_LISTEN) --to 100@fax.local --attach @letter.pdf"; \
+	  exec bin/faxbox serve -config $(RUNDIR)/faxbox.json -listen $(LISTEN) -token "$$tok" -smtp-listen $(SMTP_LISTEN)
 
 # lab-up starts the lab's two Asterisk instances in the background and writes
 # the faxbox config wired to them; lab-down stops them. LAB_BASE_PORT is the
@@ -77,6 +83,12 @@ TAGS ?= lab
 test: deps lab-setup lint cross vendor-check fresh-check
 	$(GO) test -race -tags $(TAGS) -count=1 -parallel 16 -timeout 60m $(PKGS)
 
+# bench runs every benchmark once (-benchtime 1x: each does a fixed amount of
+# work per iteration), one package after the other, the real-lab ones
+# included (tag lab; they need root), e.g. BenchmarkCaptureOverhead
+# (firmware/media: faxbox's CPU with and without its media capture under 4
+# T.38 faxes at once, and the datagrams it missed against dumpcap;
+# FAXBOX_BENCH_ROUNDS on/off pairs, default 3, about 3 minutes).
 bench: deps
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 1x -timeout 60m $(PKGS)
 

@@ -37,9 +37,35 @@
 // manager connection was down as the call ended (firmware/asterisk reads it
 // back with DBGet, which the reporting write class allows).
 //
-// Inbound faxes on the trunk land in faxbox-receive: ReceiveFAX into
-// ReceiveDir and UserEvent(FaxboxReceived, File, Status, Error, Pages,
-// CallerID, RemoteStationID).
+// # Receiving (faxbox-receive, faxbox-rx)
+//
+// Inbound calls on the trunk (by dialled number: every number, or only
+// those of inbox.dids, others refused as unallocated) and on DAHDI FXO lines
+// (exten s) go to faxbox-rx, which ReceiveFAXes into
+// ReceiveDir/rx-<uniqueid>.tif. When the call ends, the h extension keeps
+// the result in AstDB, faxbox-rx/<uniqueid> =
+// status|error|pages|rate|resolution|ecm|mode|callerid|did|start|end|station|channel|statusstr,
+// and then publishes
+//
+//	UserEvent(FaxboxReceived, Reception, File, Status, Error, StatusStr,
+//	          Pages, Rate, Resolution, ECM, Mode, CallerID, DID, Started,
+//	          Ended, RemoteStationID, RxChannel)
+//
+// in that order, so that once the channel is gone the kept result is there
+// (firmware/asterisk's Receiver reads both; package receiving records them).
+//
+// # Self-test loop (faxbox-selftest)
+//
+// pjsip.conf has an endpoint faxbox-selftest (and faxbox-selftest-g711)
+// whose contact is the box's own transport. The self-test's line dials
+// PJSIP/<loop number>@faxbox-selftest into faxbox-send like any fax; the
+// INVITE comes back in, is identified by its request URI
+// sip:<loop number>@<host>:<sip port> (request_uri first in the global
+// endpoint_identifier_order, before the trunk's identify by address) as
+// faxbox-selftest, whose context faxbox-selftest has only the loop number:
+// ReceiveFAX into <receive_dir>/selftest-<job id>.tif (the job id is the
+// caller name). The loop number comes from the manager secret (package
+// selftest).
 package services
 
 import (
@@ -59,6 +85,7 @@ import (
 
 	"github.com/faxbox/faxbox/dahdi"
 	"github.com/faxbox/faxbox/firmware/config"
+	"github.com/faxbox/faxbox/firmware/selftest"
 	"github.com/faxbox/faxbox/internal/atomicfile"
 )
 
@@ -104,6 +131,12 @@ type view struct {
 	DAHDI bool
 	// Qualify: the trunk is qualified (faxbox follows ContactStatus).
 	Qualify bool
+	// ReceiveDIDs: the extensions (numbers, patterns) that receive faxes;
+	// empty: every number.
+	ReceiveDIDs []string
+	// SelfTest is the loopback number of the self-test (package
+	// selftest), SelfHost the address the box's SIP transport answers on.
+	SelfTest, SelfHost string
 }
 
 // DAHDIModules are loaded on a box with DAHDI line cards: the channel
@@ -117,7 +150,8 @@ func Render(cfg config.Config) (Files, error) {
 	}
 	a := asteriskDefaults(*cfg.Asterisk)
 	errs := checkAsterisk(a)
-	v := view{A: a, Modules: Modules, CallbackNumber: cfg.Calls.Callback.Number}
+	v := view{A: a, Modules: Modules, CallbackNumber: cfg.Calls.Callback.Number, ReceiveDIDs: didPatterns(cfg.Inbox.Ranges()),
+		SelfTest: selftest.Number(a.AMISecret), SelfHost: selftest.Host(a.BindAddr)}
 	var chanDahdi []byte
 	if cfg.DAHDI != nil && len(cfg.DAHDI.Spans) > 0 {
 		var err error

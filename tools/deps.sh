@@ -9,7 +9,8 @@
 #                        for the lab's Asterisk chroot
 #   tools/deps.sh test   run, plus what only the tests use (chromium, qemu,
 #                        OVMF, GRUB, genimage, a Debian kernel image with its
-#                        headers and source for the qemu guests, ...)
+#                        headers and source for the qemu guests, tshark
+#                        and dumpcap for the media capture checks, ...)
 #
 # Nothing is built for or installed into the host's running kernel: DAHDI's
 # tools (dahdi_cfg) live in the lab's chroot, not on the host.
@@ -28,9 +29,17 @@ apt_opts=(-o DPkg::Lock::Timeout=600 -y -qq)
 run_pkgs=(ghostscript libtiff-tools util-linux espeak-ng sox libsox-fmt-mp3 ca-certificates debootstrap)
 run_cmds=(gs tiffinfo tiff2pdf tiffcp prlimit espeak-ng sox debootstrap chroot mount)
 test_pkgs=(poppler-utils chromium genimage grub-efi-amd64-bin squashfs-tools mtools dosfstools ovmf e2fsprogs fdisk
-  qemu-system-x86 busybox-static cpio xz-utils make gcc git curl)
+  qemu-system-x86 busybox-static cpio xz-utils make gcc git curl tshark
+  cups cups-ipp-utils # cups: a real cupsd queue printing to the box over IPP; cups-ipp-utils: ipptool
+  postfix swaks # postfix: the real relay of the mail tests (private instances); swaks: the SMTP client sending mail to fax
+  slapd ldap-utils # slapd: the real directory of the LDAP tests (private instances; its default database is not used); ldap-utils: ldapadd
+  prosody # prosody: the real XMPP server of the notification tests (private instances on a free port; its service is not used)
+  radicale # radicale: the real CalDAV server of the calendar tests (private instances on a free port; its service is not used)
+  avahi-daemon iproute2 # avahi-daemon: the real mDNS responder of the DNS-SD test (a private instance in its own network and mount namespaces; its service is not used); iproute2: that namespace's veth pair
+  nftables) # nftables: the lab's impairing media relay drops the remote's media sent around it (faxbox-lab up -relay, the media impairment tests)
 test_cmds=(pdfinfo chromium qemu-system-x86_64 unshare genimage grub-mkimage mksquashfs sfdisk mkfs.vfat mcopy mdir
-  mke2fs debugfs blkid busybox cpio xz make gcc git curl)
+  mke2fs debugfs blkid busybox cpio xz make gcc git curl tshark dumpcap cupsd lpadmin lp lpstat ipptool
+  postfix swaks slapd ldapadd radicale prosody prosodyctl nft avahi-daemon ip)
 
 # abi prints the kernel ABI Debian's linux-image-amd64 currently depends on
 # (from apt's lists; empty when the lists do not know it).
@@ -79,6 +88,10 @@ if [ -n "$todo" ]; then
   apt_install --no-install-recommends -- "${run_pkgs[@]}"
   if [ "$mode" = test ]; then
     [ -n "$(abi)" ] || { echo "deps: cannot tell Debian's kernel ABI (apt-cache depends linux-image-amd64)" >&2; exit 1; }
+    # postfix is a test relay only (the mail tests start private instances
+    # with their own config directories): Debian's "No configuration"
+    # leaves the system's own instance unconfigured and stopped.
+    echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
     apt_install -- "${test_pkgs[@]}"
     # shellcheck disable=SC2046 # one word per package
     INITRD=No apt_install --no-install-recommends -- $(kernel_set)

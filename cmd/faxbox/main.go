@@ -1,6 +1,6 @@
 // Command faxbox is the fax and callback appliance's supervisor.
 //
-//	faxbox serve [-config FILE] [-listen ADDR] [-data DIR] [-token TOKEN]
+//	faxbox serve [-config FILE] [-listen ADDR] [-data DIR] [-token TOKEN] [-smtp-listen ADDR]
 //	faxbox render-config -config FILE [-out DIR] [-dahdi-out DIR]
 //	faxbox firstboot -base FILE -out FILE
 //	faxbox version
@@ -61,7 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, `usage:
-  faxbox serve [-config FILE] [-listen ADDR] [-data DIR] [-token TOKEN]
+  faxbox serve [-config FILE] [-listen ADDR] [-data DIR] [-token TOKEN] [-smtp-listen ADDR]
   faxbox render-config -config FILE [-out DIR] [-dahdi-out DIR]
   faxbox firstboot -base FILE -out FILE
   faxbox version
@@ -76,6 +76,7 @@ func serve(args []string, stderr io.Writer) int {
 	listen := fs.String("listen", "", "HTTP listen address (overrides the file's listen)")
 	data := fs.String("data", "", "data directory (overrides the file's data_dir)")
 	token := fs.String("token", "", "API bearer token (added to the file's tokens)")
+	smtpListen := fs.String("smtp-listen", "", "SMTP listener address for e-mail to fax (overrides the file's smtp_listen.addr)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -95,6 +96,9 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	if *token != "" {
 		cfg.Tokens = append(cfg.Tokens, *token)
+	}
+	if *smtpListen != "" {
+		cfg.SMTPListen.Addr = *smtpListen
 	}
 	// FAXBOX_LOG=debug logs the details (AMI reconnect attempts, …).
 	level := slog.LevelInfo

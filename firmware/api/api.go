@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"crypto/subtle"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,8 +39,25 @@ type Server struct {
 	Now      func() time.Time
 	// Extra adds fields to /v1/status.
 	Extra StatusFunc
+	// Metrics, when set, adds lines in the Prometheus text format to
+	// /metrics.
+	Metrics func(io.Writer)
+	// Calendars, when set, reports the subscribed calendars' state (last
+	// sync, error) as /v1/status's calendars.
+	Calendars func() any
 	// Started is when the box came up.
 	Started time.Time
+	// Auth, when set, admits the office directory's users besides the
+	// config's tokens; Book answers GET /v1/directory and names
+	// click-to-call agents (both package directory, nil without one).
+	Auth Authenticator
+	Book PhoneBook
+	// SelfTests runs the self-test and trunk qualifications (nil: none).
+	SelfTests SelfTester
+	// LinkKey signs the inbox's download URLs (routing.LinkPath); a
+	// request with a valid, unexpired signature needs no token. Nil: no
+	// signed URL is accepted.
+	LinkKey []byte
 
 	allow   []*net.IPNet
 	uploads chan struct{} // one slot per submission being read
@@ -48,7 +66,7 @@ type Server struct {
 // Route is one registered endpoint.
 type Route struct {
 	Method, Path string
-	Auth         string // token|none|compat
+	Auth         string // token|none|compat|token_or_link (a signed download URL)
 	h            http.HandlerFunc
 }
 
@@ -57,12 +75,14 @@ func (s *Server) Routes() []Route {
 	return []Route{
 		{"GET", "/healthz", "none", s.healthz},
 		{"GET", "/", "none", s.page},
+		{"GET", "/ui/{file}", "none", s.asset},
 		{"POST", "/v1/faxes", "token", s.upload(s.createFax, writeErr)},
 		{"GET", "/v1/faxes", "token", s.listFaxes},
 		{"GET", "/v1/faxes/{id}", "token", s.getFax},
 		{"DELETE", "/v1/faxes/{id}", "token", s.cancelFax},
 		{"POST", "/v1/faxes/{id}/retry", "token", s.retryFax},
 		{"GET", "/v1/faxes/{id}/document", "token", s.document},
+		{"POST", "/v1/preview", "token", s.upload(s.preview, writeErr)},
 		{"GET", "/v1/events", "token", s.events},
 		{"GET", "/v1/status", "token", s.status},
 		{"GET", "/v1/lines", "token", s.lines},
@@ -73,6 +93,17 @@ func (s *Server) Routes() []Route {
 		{"GET", "/v1/calls", "token", s.listCalls},
 		{"GET", "/v1/calls/{id}", "token", s.getCall},
 		{"DELETE", "/v1/calls/{id}", "token", s.cancelCall},
+		{"GET", "/v1/directory", "token", s.searchDirectory},
+		{"GET", "/v1/inbox", "token", s.listInbox},
+		{"GET", "/v1/inbox/{id}", "token", s.getInbox},
+		{"DELETE", "/v1/inbox/{id}", "token", s.deleteInbox},
+		{"GET", "/v1/inbox/{id}/document", "token_or_link", s.inboxDocument},
+		{"POST", "/v1/inbox/{id}/read", "token", s.markInbox},
+		{"DELETE", "/v1/inbox/{id}/read", "token", s.markInbox},
+		{"POST", "/v1/selftest", "token", s.startSelfTest},
+		{"GET", "/v1/selftest", "token", s.getSelfTest},
+		{"POST", "/v1/trunks/{name}/qualify", "token", s.startQualify},
+		{"GET", "/v1/trunks/{name}/qualify", "token", s.getQualify},
 		{"POST", "/faxservice/", "compat", s.upload(s.faxservice, writeCompatFail)},
 		{"GET", "/callback", "compat", s.callbackCompat},
 	}
@@ -100,7 +131,9 @@ func (s *Server) Handler() http.Handler {
 		h := rt.h
 		switch rt.Auth {
 		case "token":
-			h = s.requireToken(h)
+			h = s.requireToken(s.permit(rt, h))
+		case "token_or_link":
+			h = s.signedOrToken(h, s.requireToken(s.permit(rt, h)))
 		case "compat":
 			h = s.requireCompat(h)
 		}
@@ -110,6 +143,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		mux.HandleFunc(pattern, h)
 	}
+	s.handleIPP(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, errf(http.StatusNotFound, "not_found", "", "no such endpoint: "+r.Method+" "+r.URL.Path))
 	})
@@ -147,6 +181,10 @@ func (s *Server) tokenOK(r *http.Request) bool {
 func (s *Server) requireToken(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.tokenOK(r) {
+			if dr, ok := s.directoryAuth(r); ok {
+				h(w, dr) // a directory user: permit checks its rights
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="faxbox"`)
 			writeErr(w, errf(http.StatusUnauthorized, "unauthorized", "", "missing or wrong bearer token"))
 			return

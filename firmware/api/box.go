@@ -52,6 +52,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 				send("event: dropped\ndata: {\"reason\":\"client too slow\"}\n\n")
 				return
 			}
+			if j, isJob := e.Value.(*job.Job); isJob && j.Internal != "" {
+				continue // the box's own jobs (self-test, qualification): GET /v1/selftest follows them
+			}
 			ok = send("id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, e.Data)
 		}
 		if !ok {
@@ -75,6 +78,10 @@ type StatusBody struct {
 	Extra        map[string]any `json:"extra,omitempty"`
 	Asterisk     bool           `json:"asterisk_configured"`
 	Timestamp    time.Time      `json:"time"`
+
+	// Calendars are the subscribed calendars (config calendars): each
+	// one's last sync, error and pending calls.
+	Calendars any `json:"calendars,omitempty"`
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -94,6 +101,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.Extra != nil {
 		b.Extra = s.Extra()
+	}
+	if s.Calendars != nil {
+		b.Calendars = s.Calendars()
 	}
 	writeJSON(w, http.StatusOK, b)
 }
@@ -145,6 +155,9 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 				fmt.Fprintf(&b, "# TYPE faxbox_%s counter\nfaxbox_%s %d\n", k, k, n)
 			}
 		}
+	}
+	if s.Metrics != nil {
+		s.Metrics(&b)
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	w.Write([]byte(b.String()))

@@ -32,6 +32,7 @@ var (
 var callForm = form{file: "play", fields: map[string]bool{
 	"kind": true, "agent": true, "to": true, "say": true, "repeat": true, "confirm_digit": true, "fallback_to": true,
 	"client_ref": true, "callback_url": true, "max_attempts": true, "retry_interval": true, "send_at": true, "priority": true,
+	"notify_xmpp": true,
 }}
 
 // CallRequest is the JSON body of POST /v1/calls.
@@ -52,6 +53,8 @@ type CallRequest struct {
 	RetryInterval string   `json:"retry_interval"`
 	SendAt        string   `json:"send_at"`
 	Priority      int      `json:"priority"`
+	// NotifyXMPP is a bare JID the outcome is sent to over XMPP.
+	NotifyXMPP string `json:"notify_xmpp"`
 }
 
 // callJob validates a call request and builds its job.
@@ -74,6 +77,9 @@ func (s *Server) callJob(req CallRequest, now time.Time) (*job.Job, *Error) {
 	}
 	switch req.Kind {
 	case job.CallClick2Call:
+		if e := s.directoryAgent(&req); e != nil {
+			return nil, e
+		}
 		if !reExten.MatchString(req.Agent) {
 			return bad("agent", "invalid_number", "agent must be an extension or number of 2 to 20 digits")
 		}
@@ -150,6 +156,9 @@ func (s *Server) callOptions(req CallRequest, j *job.Job, now time.Time) *Error 
 			return e
 		}
 		j.CallbackURL = req.CallbackURL
+	}
+	if e := s.xmppField(req.NotifyXMPP, j); e != nil {
+		return e
 	}
 	if req.MaxAttempts != 0 {
 		if req.MaxAttempts < 1 || req.MaxAttempts > s.Cfg.Limits.MaxAttempts {
@@ -372,6 +381,7 @@ func (s *Server) createCallMultipart(w http.ResponseWriter, r *http.Request) {
 	f := sub.fields
 	req := CallRequest{Kind: job.CallKind(f["kind"]), Agent: f["agent"], To: f["to"], ConfirmDigit: f["confirm_digit"], ClientRef: f["client_ref"],
 		CallbackURL: f["callback_url"], RetryInterval: f["retry_interval"], SendAt: f["send_at"], Say: f["say"]}
+	req.NotifyXMPP = f["notify_xmpp"]
 	for k, dst := range map[string]*int{"repeat": &req.Repeat, "max_attempts": &req.MaxAttempts, "priority": &req.Priority} {
 		if v := f[k]; v != "" {
 			n, err := strconv.Atoi(v)

@@ -360,7 +360,8 @@ type faxRequest struct {
 var faxForm = form{file: "file", fields: map[string]bool{
 	"to": true, "client_ref": true, "callback_url": true, "max_attempts": true, "retry_interval": true,
 	"priority": true, "send_at": true, "expire_at": true, "header": true, "station_id": true, "resolution": true,
-	"page_size": true, "ecm": true, "t38": true, "line_group": true,
+	"page_size": true, "ecm": true, "t38": true, "line_group": true, "notify_email": true,
+	"notify_xmpp": true,
 }}
 
 // validate builds the job from the submission's fields.
@@ -398,6 +399,12 @@ func (s *Server) validate(sub *submission, now time.Time) (*faxRequest, *Error) 
 			return nil, e
 		}
 		j.CallbackURL = v
+	}
+	if e := s.notifyField(f, j); e != nil {
+		return nil, e
+	}
+	if e := s.xmppField(f["notify_xmpp"], j); e != nil {
+		return nil, e
 	}
 	if e := s.retryFields(f, j); e != nil {
 		return nil, e

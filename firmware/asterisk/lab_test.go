@@ -109,6 +109,11 @@ func TestRealAsterisk(t *testing.T) {
 			if got.Pages != 2 || a.PagesSent != 2 || a.Transport != "t38" || a.BitRate == 0 {
 				t.Errorf("delivered: pages %d, attempt %+v", got.Pages, a)
 			}
+			// The remote's station id has a '-', which a FILTER() list
+			// ending in '-' would drop.
+			if a.RemoteStationID != "LAB-100 REMOTE" {
+				t.Errorf("remote station id %q, want %q", a.RemoteStationID, "LAB-100 REMOTE")
+			}
 			files := e.l.ReceivedFiles("100")
 			found := false
 			for _, f := range files {

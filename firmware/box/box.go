@@ -18,16 +18,19 @@ import (
 	"os/user"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/faxbox/faxbox/board"
 	"github.com/faxbox/faxbox/firmware/ami"
 	"github.com/faxbox/faxbox/firmware/api"
 	"github.com/faxbox/faxbox/firmware/asterisk"
+	"github.com/faxbox/faxbox/firmware/calendar"
 	"github.com/faxbox/faxbox/firmware/clock"
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/firmware/convert"
 	"github.com/faxbox/faxbox/firmware/dialler"
+	"github.com/faxbox/faxbox/firmware/directory"
 	"github.com/faxbox/faxbox/firmware/engine"
 	"github.com/faxbox/faxbox/firmware/events"
 	"github.com/faxbox/faxbox/firmware/gpio"
@@ -36,12 +39,18 @@ import (
 	"github.com/faxbox/faxbox/firmware/lcd"
 	"github.com/faxbox/faxbox/firmware/lifecycle"
 	"github.com/faxbox/faxbox/firmware/linecard"
+	"github.com/faxbox/faxbox/firmware/mail"
+	"github.com/faxbox/faxbox/firmware/media"
+	"github.com/faxbox/faxbox/firmware/media/health"
 	"github.com/faxbox/faxbox/firmware/panel"
+	"github.com/faxbox/faxbox/firmware/receiving"
+	"github.com/faxbox/faxbox/firmware/routing"
 	"github.com/faxbox/faxbox/firmware/scheduler"
 	"github.com/faxbox/faxbox/firmware/store"
 	"github.com/faxbox/faxbox/firmware/testline"
 	"github.com/faxbox/faxbox/firmware/trunk"
 	"github.com/faxbox/faxbox/firmware/webhook"
+	"github.com/faxbox/faxbox/firmware/xmpp"
 )
 
 // TestGroup is the name of the simulated test line's group.
@@ -58,16 +67,39 @@ type Box struct {
 	Log     *slog.Logger
 	Clock   clock.Clock
 	Version string
+	// Mail is the durable outgoing mail queue (result mails; received
+	// faxes mailed on). Enqueue answers mail.ErrNoRelay without smtp.host.
+	Mail *mail.Outbox
+	// XMPP sends job outcomes over XMPP (nil without xmpp.jid).
+	XMPP *xmpp.Client
+
+	// selftests runs the self-test and trunk qualifications.
+	selftests *selfTests
 
 	ln        net.Listener
+	smtp      atomic.Pointer[smtpServer] // the SMTP listener (e-mail to fax), once served
+	smtpOpt   net.Listener               // Options.SMTPListener
 	srv       *http.Server
 	ami       *ami.Client
 	asterisk  map[string]*asterisk.Dialler
 	cards     *linecard.Cards // nil without DAHDI line groups
 	trunk     *trunk.Watch    // nil without a qualified SIP trunk
 	panelStop func()
-	started   time.Time
-	purge     clock.Timer
+	rx        *receiving.Service // records received faxes (nil without Asterisk)
+	rxDir     string             // where Asterisk writes them
+	rxStop    context.CancelFunc // ends the recovery watch
+	// media makes the attempts' media reports (nil without Asterisk);
+	// captureStop ends its capture.
+	media       *media.Tracker
+	captureStop func()
+	learned     *health.Book // what the box learned of its fax paths (trunk alarms, metrics)
+	started     time.Time
+	purge       clock.Timer
+	calendars   *calendar.Service    // nil without calendars
+	directory   *directory.Directory // nil without ldap.url
+	router      *routing.Router      // inbox.routes (nil without rules)
+	linkKey     []byte               // signs the inbox's download URLs
+	ippWithdraw func() error         // removes the printer's DNS-SD announcement (set by Serve)
 }
 
 // Options are the parts a caller may inject.
@@ -79,8 +111,23 @@ type Options struct {
 	Diallers map[string]dialler.Dialler
 	// Listener, when set, is served instead of listening on cfg.Listen.
 	Listener net.Listener
+	// SMTPListener, when set, is the SMTP listener's (instead of
+	// smtp_listen.addr).
+	SMTPListener net.Listener
 	// PanelHooks are the front panel's reset and self-test actions.
 	PanelHooks PanelHooks
+
+	// Router routes received faxes (routing rules) once they are
+	// recorded; nil: the inbox and inbox.webhook_url only.
+	Router receiving.Router
+
+	// TimeZone is the box's zone for calendar events with floating times
+	// and dates (nil: time.Local).
+	TimeZone *time.Location
+
+	// DirectorySource, when set, is read instead of the LDAP server of
+	// ldap.url (tests).
+	DirectorySource directory.Source
 }
 
 // Open builds the box (store open, engine recovered) without serving HTTP.
@@ -108,6 +155,19 @@ func Open(ctx context.Context, cfg config.Config, o Options) (_ *Box, err error)
 	}
 	b.Store = st
 	b.Sender = webhook.NewSender(st, o.Clock, cfg.WebhookSecret, cfg.Webhook, o.Log)
+	if err := b.openMail(); err != nil {
+		return nil, err
+	}
+	if err := b.openXMPP(); err != nil {
+		return nil, err
+	}
+	b.smtpOpt = o.SMTPListener
+	if err := b.openRouting(); err != nil {
+		return nil, err
+	}
+	if err := b.openDirectory(o); err != nil {
+		return nil, err
+	}
 
 	sink := &sinkProxy{}
 	if err := b.openAsterisk(ctx, cfg, o, sink); err != nil {
@@ -128,15 +188,24 @@ func Open(ctx context.Context, cfg config.Config, o Options) (_ *Box, err error)
 		MaxPages:    cfg.Limits.MaxPages,
 	})
 	diallers[TestGroup] = testline.New(cfg.TestLine.Prefix, cfg.TestLine.PageTime.D(), o.Clock, sink)
+	if groups, err = b.addSelfTestLine(groups, diallers, o, sink); err != nil {
+		return nil, err
+	}
 	rules, err := cfg.DestControls()
 	if err != nil {
 		return nil, err
 	}
+	reporter := b.startMedia(cfg)
+	learned, err := health.Open(st, healthConfig(cfg.MediaHealth, o.Log.With("component", "health")))
+	if err != nil {
+		return nil, err
+	}
+	b.learned = learned
 	eng, err := engine.New(engine.Config{
 		Store: st, Clock: o.Clock, Bus: b.Bus, Docs: documents{conv: conv, clk: o.Clock},
 		Groups: groups, Diallers: diallers, Policy: lifecycle.Policy{Retry: cfg.Retry}, Rules: rules,
-		Workers: workers, Outbox: webhook.Outbox(o.Clock.Now), Deliver: b.Sender.Enqueue,
-		Log: o.Log, StationID: cfg.StationID,
+		Workers: workers, Outbox: internalOutbox(xmppOutbox(o.Clock.Now, b, mailOutbox(webhook.Outbox(o.Clock.Now)))), Deliver: b.deliver,
+		Log: o.Log, StationID: cfg.StationID, Media: reporter, Health: learned,
 	})
 	if err != nil {
 		return nil, err
@@ -154,12 +223,20 @@ func Open(ctx context.Context, cfg config.Config, o Options) (_ *Box, err error)
 	if err := eng.Start(ctx); err != nil {
 		return nil, err
 	}
-	if err := b.Sender.Start(); err != nil {
+	if err := b.startSender(); err != nil {
 		return nil, err
 	}
 	b.API = &api.Server{Cfg: cfg, Store: st, Engine: eng, Bus: b.Bus, Renderer: renderer{}, Version: o.Version,
-		Log: o.Log, Now: o.Clock.Now, Started: b.started, Extra: b.extra}
+		Log: o.Log, Now: o.Clock.Now, Started: b.started, Extra: b.extra, Metrics: b.writeMetrics}
+	b.attachDirectory()
+	b.API.LinkKey = b.linkKey
+	b.API.SelfTests = b
+	b.selftests.load()
+	b.bootSelfTest()
 	b.schedulePurge()
+	if err := b.startCalendars(o); err != nil {
+		return nil, err
+	}
 	if cfg.Panel.Board != "" {
 		if err := b.startPanel(cfg.Panel.Board, o.PanelHooks); err != nil {
 			return nil, err
@@ -244,6 +321,16 @@ func (s *sinkProxy) Result(r dialler.Result)     { s.e.Result(r) }
 func (b *Box) extra() map[string]any {
 	sent, failed := b.Sender.Stats()
 	m := map[string]any{"webhooks_pending": b.Sender.Pending(), "webhooks_sent_total": sent, "webhook_failures_total": failed}
+	if b.Mail != nil {
+		m["mail"] = b.Mail.Status() // outbox: pending, sent, refused for good (last refusal)
+	}
+	m["smtp_listen"] = b.SMTPAddr()
+	if b.XMPP != nil {
+		m["xmpp"] = b.XMPP.Status() // connected, queued, sent, dead letters, last error
+	}
+	if b.directory != nil {
+		m["directory"] = b.directory.Status() // state, last_sync, error, users, entries, refused
+	}
 	if b.cards != nil {
 		m["dahdi_alarms"] = b.cards.Alarms() // ["span 1: Red Alarm", "channel 3: Red Alarm"]
 	}
@@ -255,6 +342,12 @@ func (b *Box) extra() map[string]any {
 		alarms = append(alarms, string(a))
 	}
 	m["alarms"] = alarms
+	if b.learned != nil {
+		m["media_health"] = b.mediaHealth() // alarm, trunks' pooled loss and jitter
+	}
+	if b.router != nil {
+		m["routing"] = b.routingStatus() // rules, why routed faxes cannot be delivered
+	}
 	return m
 }
 
@@ -265,6 +358,7 @@ func (b *Box) schedulePurge() {
 	} else if n > 0 {
 		b.Log.Info("retention: purged documents", "jobs", n)
 	}
+	b.purgeReceived()
 	b.purge = b.Clock.AfterFunc(time.Hour, b.schedulePurge)
 }
 
@@ -279,7 +373,16 @@ func (b *Box) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}
 	b.ln = ln
-	b.srv = &http.Server{Handler: b.API.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	if err := b.serveSMTP(b.smtpOpt); err != nil {
+		return err
+	}
+	h := b.API.Handler()
+	b.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	stopIPP, err := b.serveIPP(h)
+	if err != nil {
+		return err
+	}
+	defer stopIPP()
 	b.Log.Info("faxbox ready", "listen", ln.Addr().String(), "data", b.Cfg.DataDir, "version", b.Version,
 		"startup", time.Since(b.started).Round(time.Millisecond).String())
 	errc := make(chan error, 1)
@@ -308,6 +411,13 @@ func (b *Box) Addr() string {
 
 // Close stops everything and closes the store.
 func (b *Box) Close() error {
+	b.selftests.close()
+	if b.calendars != nil {
+		b.calendars.Close()
+	}
+	if b.directory != nil {
+		b.directory.Close()
+	}
 	if b.purge != nil {
 		b.purge.Stop()
 	}
@@ -317,14 +427,27 @@ func (b *Box) Close() error {
 	if b.srv != nil {
 		b.srv.Close()
 	}
+	if b.ippWithdraw != nil {
+		b.ippWithdraw()
+	}
+	b.closeSMTP()
 	if b.Engine != nil {
 		b.Engine.Close()
 	}
+	b.closeReceived()
+	b.closeRouting()
 	if b.Sender != nil {
 		b.Sender.Close()
 	}
+	if b.Mail != nil {
+		b.Mail.Close()
+	}
+	b.closeXMPP()
 	if b.ami != nil {
 		b.ami.Close()
+	}
+	if b.captureStop != nil {
+		b.captureStop()
 	}
 	if b.Store == nil {
 		return nil
@@ -354,7 +477,8 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 	}
 	var callbacks *inbound.Service
 	if cfg.Calls.Callback.Number != "" {
-		callbacks = inbound.New(inbound.Config{Callback: cfg.Calls.Callback, Clock: o.Clock, Submit: b.submit, Log: o.Log})
+		callbacks = inbound.New(inbound.Config{Callback: cfg.Calls.Callback, Clock: o.Clock, Submit: b.submit, Log: o.Log,
+			Allowed: b.directoryCaller})
 	}
 	// Background: the box starts (queue, API, panel alarm "asterisk
 	// unreachable") while its Asterisk is still starting or down.
@@ -374,6 +498,7 @@ func (b *Box) openAsterisk(ctx context.Context, cfg config.Config, o Options, si
 		return fmt.Errorf("box: asterisk manager at %s: %w", a.AMIAddr, err)
 	}
 	b.ami = client
+	b.openReceiving(cfg, client, b.rxRouter(o.Router))
 	for _, g := range need {
 		ac := asterisk.Config{Group: g.Name, Dial: g.Dial, Transport: g.Transport, SpoolDir: a.SpoolDir, RingTimeout: g.RingTimeout.D(), Log: o.Log,
 			PIN: cfg.Calls.Callback.PIN, AllowDest: inbound.AllowDest(cfg.Calls), UID: -1, GID: -1, Documents: b.Store.DocDir("")}
@@ -416,13 +541,21 @@ func (b *Box) startEvents() {
 	if b.ami == nil {
 		return
 	}
-	client, cards, tw := b.ami, b.cards, b.trunk
+	client, cards, tw, mt := b.ami, b.cards, b.trunk, b.media
 	var ds []*asterisk.Dialler
 	for _, d := range b.asterisk {
 		ds = append(ds, d)
 	}
+	rx := b.rx
+	defer b.startReceived()
 	go func() {
 		for m := range client.Events() {
+			if rx != nil && rx.Handle(m) {
+				continue
+			}
+			if mt != nil {
+				mt.Handle(m) // reads, never consumes
+			}
 			if cards != nil && cards.Handle(m) {
 				continue
 			}

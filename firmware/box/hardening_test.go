@@ -17,6 +17,7 @@ import (
 	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/firmware/linecard/linecardtest"
 	"github.com/faxbox/faxbox/firmware/panel"
+	"github.com/faxbox/faxbox/firmware/selftest"
 	"github.com/faxbox/faxbox/firmware/speech"
 	"github.com/faxbox/faxbox/internal/testkit"
 )
@@ -192,18 +193,23 @@ func TestPanelResetAndSelfTestWired(t *testing.T) {
 	e.box.panelAction(panel.Action{Kind: "self_test"}, PanelHooks{})
 	end := time.Now().Add(30 * time.Second)
 	for {
-		var list struct{ Items []job.Job }
-		e.c.Do(t, http.MethodGet, "/v1/faxes", nil, "", &list)
-		if len(list.Items) == 1 && strings.HasPrefix(list.Items[0].ClientRef, "selftest-") && list.Items[0].Status == job.Delivered {
-			if list.Items[0].Pages != 1 {
-				t.Fatalf("self-test fax: %d pages", list.Items[0].Pages)
+		var run selftest.Run
+		e.c.Do(t, http.MethodGet, "/v1/selftest", nil, "", &run)
+		if run.Status == selftest.Passed {
+			if run.Path != "test_line" || run.PagesSent != 2 || run.Attempt == nil || run.Attempt.PagesSent != 2 {
+				t.Fatalf("self-test run: %+v", run)
 			}
 			break
 		}
-		if time.Now().After(end) {
-			t.Fatalf("no delivered self-test fax: %+v", list.Items)
+		if run.Status == selftest.Failed || time.Now().After(end) {
+			t.Fatalf("self-test did not pass: %+v", run)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	var list struct{ Items []job.Job }
+	e.c.Do(t, http.MethodGet, "/v1/faxes", nil, "", &list)
+	if len(list.Items) != 0 {
+		t.Fatalf("the self-test's job is listed as a customer's: %+v", list.Items)
 	}
 }
 

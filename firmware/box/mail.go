@@ -57,7 +57,8 @@ func mailOutbox(web engine.Outbox) engine.Outbox {
 // deliver hands durable deliveries on: webhooks to the sender, result mails
 // to the mail outbox.
 func (b *Box) deliver(ds []*store.Delivery) {
-	ds = b.takeXMPP(ds) // XMPP messages to their client (box/xmpp.go)
+	ds = b.takeXMPP(ds)    // XMPP messages to their client (box/xmpp.go)
+	ds = b.takeFolders(ds) // routed folder writes to the router (box/routing.go)
 	var web []*store.Delivery
 	for _, d := range ds {
 		if d.Method == methodMail {

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/asterisk"
+	"github.com/faxbox/faxbox/firmware/directory"
 	"github.com/faxbox/faxbox/firmware/events"
 	"github.com/faxbox/faxbox/firmware/gpio"
 	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/firmware/panel"
+	"github.com/faxbox/faxbox/firmware/routing"
 	"github.com/faxbox/faxbox/firmware/store"
 	"github.com/faxbox/faxbox/firmware/trunk"
 )
@@ -101,11 +103,14 @@ func (b *Box) RunPanel(ctx context.Context, p *panel.Panel, leds LEDs, screen Sc
 
 // panelInput gathers what the panel shows.
 func (b *Box) panelInput(leds LEDs, last string) panel.Input {
-	in := panel.Input{LastResult: last, IP: localIP(), Alarms: b.alarms(leds)}
+	in := panel.Input{LastResult: last, IP: localIP(), Alarms: b.alarms(leds), SelfTest: b.selfTestSummary()}
 	for _, l := range b.Engine.Lines() {
 		in.Lines = append(in.Lines, panel.Line{ID: l.ID().String(), State: string(l.State), JobID: l.JobID, To: l.To, Page: l.Page, Pages: l.Pages})
 	}
 	in.QueueDepth = b.Engine.Stats().Active
+	if n, err := b.Store.CountUnread(); err == nil {
+		in.Unread = n // the inbox LED and the status screen's first row
+	}
 	return in
 }
 
@@ -130,6 +135,15 @@ func (b *Box) alarms(leds LEDs) []panel.Alarm {
 	}
 	if asterisk.DocumentProblem(b.asterisk) != "" {
 		out = append(out, panel.Alarm(asterisk.DocumentAlarm))
+	}
+	if b.directory != nil && b.directory.Alarm() != "" {
+		out = append(out, panel.Alarm(directory.Alarm))
+	}
+	if b.learned != nil && b.learned.Alarm() {
+		out = append(out, panel.T38Unhealthy)
+	}
+	if b.routingAlarm() {
+		out = append(out, panel.Alarm(routing.Alarm))
 	}
 	if leds != nil && len(leds.Missing()) > 0 {
 		out = append(out, panel.HardwareFault)
@@ -222,33 +236,14 @@ func (b *Box) resetNetwork() {
 	b.Bus.Publish(events.Status, map[string]string{"panel_result": result})
 }
 
-// selfTest sends one fax through the box's own engine: a one-page text
-// document, converted by ghostscript, scheduled and "dialled" on the test
-// line's number that delivers. Its job (client_ref selftest-…) ends like
-// any other and shows as the panel's last result.
+// selfTest starts the self-test (StartSelfTest); the LCD's Self-test
+// item shows how it goes.
 func (b *Box) selfTest() {
 	log := b.Log.With("component", "panel")
-	now := b.Clock.Now()
-	id := job.NewFaxID()
-	body := "faxbox self-test\n" + now.UTC().Format(time.RFC3339) + "\n"
-	size, sum, err := b.Store.WriteDocument(id, "in-00.text", strings.NewReader(body), 1<<20)
+	run, err := b.StartSelfTest()
 	if err != nil {
-		b.Store.RemoveDocuments(id)
-		log.Error("panel: self-test", "err", err)
+		log.Warn("panel: self-test", "err", err)
 		return
 	}
-	d := b.Cfg.Defaults
-	j := &job.Job{ID: id, Kind: job.KindFax, To: b.Cfg.TestLine.Prefix + "1", Status: job.Queued, CreatedAt: now, UpdatedAt: now,
-		ClientRef: "selftest-" + now.UTC().Format("20060102T150405.000"), MaxAttempts: 1, RetryInterval: d.RetryInterval,
-		ExpireAt: now.Add(10 * time.Minute), Priority: 9,
-		Files:   []job.File{{Name: "self-test.txt", Type: "text", Size: size, SHA256: sum, Path: "in-00.text"}},
-		Options: job.Options{Header: b.Cfg.Header, StationID: b.Cfg.StationID, Resolution: "standard", PageSize: d.PageSize, ECM: d.ECM, T38: d.T38}}
-	rec, err := b.Store.Create(&store.Record{Job: j, Paths: []string{"in-00.text"}})
-	if err != nil {
-		b.Store.RemoveDocuments(id)
-		log.Error("panel: self-test", "err", err)
-		return
-	}
-	b.Engine.Submit(rec)
-	log.Info("panel: self-test fax queued", "job", id, "to", j.To)
+	log.Info("panel: self-test started", "job", run.JobID, "path", run.Path)
 }

@@ -60,6 +60,7 @@ var commands = []command{
 	{"cancel", "ID...", "cancel fax jobs (hangs up a call in progress)", runCancel},
 	{"retry", "ID...", "queue failed or cancelled fax jobs again", runRetry},
 	{"inbox", "[-limit N]", "received faxes", runInbox},
+	{"qualify", "[-trunk NAME] [-to NUMBER]", "fax a test page through a SIP trunk; prints the path's score and recommended T.38 settings", runQualify},
 }
 
 // IsCommand reports whether name is one of the CLI's subcommands.

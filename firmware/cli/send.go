@@ -78,7 +78,7 @@ type sendArgs struct {
 func (e *env) parseSend(args []string, now time.Time) (sendArgs, int) {
 	var a sendArgs
 	fs := e.flags()
-	to := fs.String("to", "", "the `NUMBER` to fax (required): 3 to 20 digits, optionally with a leading +")
+	to := fs.String("to", "", "the `NUMBER` to fax (required): 3 to 20 digits, optionally with a leading +; or a name in the box's directory (its one fax number)")
 	fs.BoolVar(&a.wait, "wait", false, "follow the fax to its end, showing its progress (page n/m) on stderr; the exit status tells the outcome")
 	fs.DurationVar(&a.waitTimeout, "wait-timeout", 0, "with -wait: stop waiting after this long (exit 75; the fax goes on); 0 waits until the end")
 	vals := make(map[string]*string, len(sendOptions))
@@ -129,6 +129,9 @@ func (e *env) parseSend(args []string, now time.Time) (sendArgs, int) {
 func runSend(e *env, args []string) int {
 	a, code := e.parseSend(args, time.Now())
 	if code != ExitOK {
+		return code
+	}
+	if a.fax.To, code = e.resolveTo(a.fax.To); code != ExitOK {
 		return code
 	}
 	ctx := e.ctx

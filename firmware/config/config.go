@@ -46,7 +46,15 @@ type Config struct {
 	LineGroups []LineGroup `json:"line_groups"`
 	Asterisk   *Asterisk   `json:"asterisk,omitempty"`
 	Compat     Compat      `json:"compat"`
-	Panel      Panel       `json:"panel"`
+	// IPP is the print-to-fax service (IPP FaxOut).
+	IPP IPP `json:"ipp"`
+	// SMTP is the office relay the box sends its mail through;
+	// SMTPListen the box's own SMTP listener (e-mail to fax).
+	SMTP       SMTP       `json:"smtp"`
+	SMTPListen SMTPListen `json:"smtp_listen"`
+	Panel      Panel      `json:"panel"`
+	// Inbox: which numbers receive faxes and where they are announced.
+	Inbox Inbox `json:"inbox"`
 	// DAHDI: the box's DAHDI line cards (tone zone, echo canceller, inbound
 	// context, spans). Spans left out come from the board profile named by
 	// panel.board. With an asterisk section, Load adds a line group for each
@@ -55,6 +63,22 @@ type Config struct {
 	// Destinations: the destination controls, first match wins (see
 	// package destctl and DestControls).
 	Destinations []destctl.Rule `json:"destinations"`
+	// Calendars are the CalDAV calendars and iCalendar URLs whose events
+	// become message calls (package calendar).
+	Calendars []Calendar `json:"calendars"`
+
+	// XMPP is the account the box sends job outcomes from (package xmpp).
+	XMPP XMPP `json:"xmpp"`
+	// LDAP is the office directory: API users, allowed callers, agents
+	// and a phone book (package directory).
+	LDAP LDAP `json:"ldap"`
+	// MediaHealth tunes what the box learns of its fax paths and when a
+	// trunk's media raises the alarm (see MediaHealth).
+	MediaHealth MediaHealth `json:"media_health"`
+	// SelfTest and Qualify: the loopback self-test and the trunk
+	// qualification (package selftest).
+	SelfTest SelfTest `json:"selftest"`
+	Qualify  Qualify  `json:"qualify"`
 }
 
 // DestControls compiles the destinations rules for matching; the error
@@ -286,6 +310,9 @@ func Default() Config {
 		Retention: Duration(7 * 24 * time.Hour),
 		Compat: Compat{Enabled: true, AllowIPs: []string{"127.0.0.1/32", "::1/128"}, CallbackContexts: []string{"from-internal"},
 			CallbackAuth: CallbackSameOrigin},
+		IPP:  defaultIPP(),
+		SMTP: defaultSMTP(), SMTPListen: defaultSMTPListen(),
+		XMPP: defaultXMPP(),
 		Calls: Calls{DenyPrefixes: []string{"00", "+", "0900", "0190", "0137", "0180", "118"}, MaxRepeat: 5,
 			Callback: Callback{Delay: Duration(5 * time.Second), PerHour: 3, AllowPrefixes: []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}}},
 	}
@@ -386,7 +413,7 @@ var (
 // Validate reports the first problem that would stop the box from starting.
 func (c *Config) Validate() error {
 	var errs []error
-	if len(c.Tokens) == 0 {
+	if len(c.Tokens) == 0 && !c.LDAP.Enabled() {
 		errs = append(errs, errors.New("no API token: set tokens in the config file or pass -token"))
 	}
 	for _, t := range c.Tokens {
@@ -440,6 +467,21 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("compat.callback_auth %q: %s, %s or %s", c.Compat.CallbackAuth, CallbackSameOrigin, CallbackToken, CallbackAddress))
 	}
+	if err := c.IPP.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(c.SMTP.validate(), c.SMTPListen.validate()); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.XMPP.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Inbox.validate(c.Webhook.AllowLoopback); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateRoutes(); err != nil {
+		errs = append(errs, err)
+	}
 	if len(c.LineGroups) > 0 && c.Asterisk == nil {
 		errs = append(errs, errors.New("line_groups need an asterisk section"))
 	}
@@ -454,6 +496,18 @@ func (c *Config) Validate() error {
 		}
 	}
 	if _, err := c.DestControls(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := validateCalendars(c.Calendars); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.LDAP.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.MediaHealth.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Qualify.check(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Asterisk != nil && !safePath.MatchString(c.DataDir) {

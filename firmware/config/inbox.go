@@ -18,6 +18,15 @@ type Inbox struct {
 	// WebhookURL, when set, receives a signed fax.received webhook for
 	// every received fax (webhook_secret signs it, webhook.* retries it).
 	WebhookURL string `json:"webhook_url"`
+	// Routes are the routing rules (first match wins; see Route).
+	Routes []Route `json:"routes"`
+	// LinkBaseURL is the box's address as webhook receivers reach it
+	// ("http://192.0.2.10:8080"), put in front of the signed download
+	// URLs; default: http:// and listen (an unspecified host replaced by
+	// the box's first non-loopback IPv4 address).
+	LinkBaseURL string `json:"link_base_url"`
+	// LinkTTL is how long a signed download URL is valid (default 1h).
+	LinkTTL Duration `json:"link_ttl"`
 }
 
 // DIDRange is one entry of Inbox.DIDs: From and To of equal length, From

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 )
 
@@ -21,12 +22,18 @@ type IPP struct {
 	// Name and Location are what print dialogs show for the fax printer.
 	Name     string `json:"name"`
 	Location string `json:"location"`
+	// DNSSDDir is avahi-daemon's static service directory: when it exists
+	// the printer is announced over DNS-SD by a service file written there
+	// while the box serves (avahi reloads the directory by itself). ""
+	// announces nothing.
+	DNSSDDir string `json:"dnssd_dir"`
 }
 
 // defaultIPP is the IPP service of a box without ipp settings: on, loopback
 // clients without credentials.
 func defaultIPP() IPP {
-	return IPP{Enabled: true, AllowIPs: []string{"127.0.0.1/32", "::1/128"}, Name: "faxbox"}
+	return IPP{Enabled: true, AllowIPs: []string{"127.0.0.1/32", "::1/128"}, Name: "faxbox",
+		DNSSDDir: "/etc/avahi/services"}
 }
 
 // validate reports the problems of the ipp section (nil when none).
@@ -44,6 +51,9 @@ func (i IPP) validate() error {
 	}
 	if len(i.Name) > 127 || strings.ContainsAny(i.Name+i.Location, "\x00\r\n") || len(i.Location) > 127 {
 		errs = append(errs, errors.New("ipp.name and ipp.location: at most 127 bytes, one line each"))
+	}
+	if i.DNSSDDir != "" && (!filepath.IsAbs(i.DNSSDDir) || strings.ContainsAny(i.DNSSDDir, "\x00\r\n")) {
+		errs = append(errs, fmt.Errorf("ipp.dnssd_dir %q: an absolute directory path, or \"\" for no DNS-SD announcement", i.DNSSDDir))
 	}
 	return errors.Join(errs...)
 }

@@ -214,6 +214,7 @@ func (e *Engine) beginAttemptLocked(en *entry, group string, line int, show bool
 		FirstPage: j.PagesConfirmed + 1,
 		T38:       set.t38,
 		MaxRate:   set.maxRate,
+		Decision:  set.decision,
 	}
 	j.Attempts = append(j.Attempts, a)
 	j.Status = job.Dialing
@@ -448,6 +449,14 @@ func (e *Engine) finishLocked(en *entry, r dialler.Result) {
 	en.inCall, en.attemptID, en.attemptTIF, en.dialIssued, en.cancel = false, "", "", false, false
 	j := en.rec.Job
 	evs := lifecycle.Finish(j, r, cancelled, e.policyFor(j), now)
+	if a := j.LastAttempt(); a != nil && a.ID == r.AttemptID {
+		if e.cfg.Media != nil {
+			a.Media = e.cfg.Media.Report(r)
+		}
+		if e.cfg.Health != nil && j.Kind != job.KindCall {
+			e.cfg.Health.Observe(j.To, a, !e.settings(j).audioFallback, now)
+		}
+	}
 	if j.Status.Terminal() {
 		e.endLocked(en, evs...)
 	} else {

@@ -121,6 +121,7 @@ func (e *Engine) policyFor(j *job.Job) lifecycle.Policy {
 type faxSettings struct {
 	t38, ecm, audioFallback bool
 	maxRate                 int
+	decision                string // why t38 is not the job's (learned)
 }
 
 func (e *Engine) settings(j *job.Job) faxSettings {
@@ -136,12 +137,31 @@ func (e *Engine) settings(j *job.Job) faxSettings {
 	if ctl.MaxRate > 0 && (rate == 0 || ctl.MaxRate < rate) {
 		rate = ctl.MaxRate
 	}
-	return faxSettings{
+	s := faxSettings{
 		t38:           t38 != "off" && !j.Fallback.NoT38,
 		ecm:           ecm != "off" && !j.Fallback.NoECM,
 		audioFallback: t38 != "on",
 		maxRate:       rate,
 	}
+	if s.t38 && ctl.T38 == "" && e.cfg.Health != nil && j.Kind != job.KindCall {
+		avoid, why := e.cfg.Health.AvoidT38(j.To, e.cfg.Clock.Now())
+		s.t38, s.decision = !avoid, why
+	}
+	if pa, ok := e.cfg.Health.(PathAdvisor); ok && j.Kind != job.KindCall {
+		// Learned from a lossy path: ECM on (unless this job's own
+		// failures turned it off) and a lower rate; the rule's win.
+		ecmOn, rate, why := pa.AdvisePath(j.To, e.cfg.Clock.Now(), ctl.ECM != "", ctl.MaxRate > 0)
+		s.ecm = s.ecm || (ecmOn && !j.Fallback.NoECM)
+		if rate > 0 && (s.maxRate == 0 || rate < s.maxRate) {
+			s.maxRate = rate
+		}
+		if why != "" && s.decision != "" {
+			s.decision += "; " + why
+		} else if why != "" {
+			s.decision = why
+		}
+	}
+	return s
 }
 
 // DestinationState is what the box knows of one number: its rule, how many

@@ -121,6 +121,39 @@ type Config struct {
 	Log     *slog.Logger
 	// StationID is the default local station id.
 	StationID string
+	// Media, when set, makes each finished attempt's media report (nil
+	// for attempts it has none for); it is called with the engine's lock
+	// held and must not block.
+	Media MediaReporter
+	// Health, when set, is what the box learned of destinations' fax
+	// paths: told of every finished fax attempt, asked before each one
+	// whether to avoid T.38 (a destination rule that sets t38 wins).
+	Health T38Advisor
+}
+
+// T38Advisor learns from fax attempts which destinations fail T.38.
+type T38Advisor interface {
+	// AvoidT38 reports whether the next attempt to number should go
+	// G.711 first, and why (shown on the attempt).
+	AvoidT38(number string, now time.Time) (avoid bool, decision string)
+	// Observe is told of each finished fax attempt a to number; t38Only:
+	// it asked for T.38 without G.711 fallback.
+	Observe(number string, a *job.Attempt, t38Only bool, now time.Time)
+}
+
+// PathAdvisor is a T38Advisor that also learned which paths are lossy;
+// the engine asks it when Health implements it.
+type PathAdvisor interface {
+	// AdvisePath returns the next fax attempt's settings to number: ecm
+	// (turn ECM on), maxRate (at most, 0: no limit) and why (shown on the
+	// attempt; empty: nothing learned). fixedECM, fixedRate: the
+	// destination's rule sets them, and they win.
+	AdvisePath(number string, now time.Time, fixedECM, fixedRate bool) (ecm bool, maxRate int, decision string)
+}
+
+// MediaReporter makes the media report of a finished attempt.
+type MediaReporter interface {
+	Report(r dialler.Result) *job.MediaReport
 }
 
 // Engine owns the active jobs.

@@ -179,6 +179,12 @@ type Attempt struct {
 	T38       bool `json:"t38_offered"`
 	MaxRate   int  `json:"max_rate,omitempty"`
 	Reconcile bool `json:"-"`
+	// Media: what the media monitor saw of the call (IP lines only).
+	Media *MediaReport `json:"media,omitempty"`
+	// Decision: why the attempt's settings differ from the job's, from
+	// what the box learned of the destination ("G.711 because T.38
+	// negotiation failed to this number on …").
+	Decision string `json:"decision,omitempty"`
 }
 
 // Compat holds the fields of a job submitted through /faxservice/.
@@ -200,7 +206,15 @@ type Job struct {
 	MaxAttempts    int      `json:"max_attempts"`
 	RetryInterval  Duration `json:"retry_interval"`
 	CallbackURL    string   `json:"callback_url,omitempty"`
-	Options        Options  `json:"options"`
+	// NotifyEmail is the address the job's result is mailed to (e-mail to
+	// fax: the sender; the API's notify_email).
+	NotifyEmail string  `json:"notify_email,omitempty"`
+	Options     Options `json:"options"`
+
+	// NotifyXMPP is the bare JID the job's outcome is sent to over XMPP
+	// (the API's notify_xmpp), besides the box's configured recipients.
+	NotifyXMPP string `json:"notify_xmpp,omitempty"`
+
 	// Group is the line group chosen for the job when it was accepted. A
 	// configuration change that takes it away, or makes it no longer dial
 	// To, routes the job again (recorded in Rerouted).
@@ -227,6 +241,9 @@ type Job struct {
 	Fallback  FallbackState `json:"fallback"`
 	Purged    bool          `json:"documents_purged,omitempty"`
 	Seq       uint64        `json:"-"` // arrival order, for scheduling ties
+	// Internal marks the box's own jobs ("selftest", "qualify"): they are
+	// left out of job lists and send no webhook, mail or XMPP message.
+	Internal string `json:"internal,omitempty"`
 }
 
 // FallbackState is where a job stands on the fallback ladder: what the next

@@ -19,7 +19,11 @@
 //     it, the call's last audio packet does. The call's UDPTL stream is
 //     the pair of UDPTL flows on one box-side port whose first packet is
 //     nearest to the switch (from 1 s before to 3 s after it), within the
-//     attempt and claimed by no other attempt. Two calls on one box that
+//     attempt and claimed by no other attempt. A call through the box back
+//     to itself (the self-test: its far audio end is one of the box's own
+//     RTP ports) takes only a stream between two of the box's own UDPTL
+//     ports (the sending end's: the one that sent more), other calls
+//     never such a stream. Two calls on one box that
 //     switch within the same few milliseconds could be told apart only by
 //     the ports in their SDP, which this does not read (SIP may be
 //     encrypted).
@@ -235,7 +239,7 @@ func (t *Tracker) buildLocked(id string, x *tie, end time.Time, t38 bool) *job.M
 	if !t38 && x.t38At.IsZero() {
 		anchor = time.Time{}
 	}
-	if s, r, ok := t.udptlLocked(id, x.seen, anchor, end); ok {
+	if s, r, ok := t.udptlLocked(id, x.seen, anchor, end, t.loop(x)); ok {
 		rep.Transport, rep.Tie = "t38", how
 		rep.T38 = &job.T38Report{Sent: udptlDir(s), Received: udptlDir(r)}
 		if !x.t38At.IsZero() {

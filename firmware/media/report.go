@@ -30,12 +30,32 @@ const (
 	switchAfter  = 3 * time.Second
 )
 
+// loop reports whether the call of x goes through the box back to itself
+// (the self-test): its far audio end is one of the box's own RTP ports,
+// on a loopback address or the call's own local one.
+func (t *Tracker) loop(x *tie) bool {
+	r := x.rtpRemote
+	return r.IsValid() && inRanges(t.cfg.RTP, r.Port()) && (r.Addr().IsLoopback() || r.Addr() == x.rtpLocal.Addr())
+}
+
+// isLoop reports whether s is a stream between two of the box's own UDPTL
+// ports on one address.
+func (t *Tracker) isLoop(s *stream) bool {
+	for _, f := range []capture.FlowSnapshot{s.sent, s.recv} {
+		if f.Packets > 0 {
+			return inRanges(t.cfg.UDPTL, f.Key.Src.Port()) && inRanges(t.cfg.UDPTL, f.Key.Dst.Port()) && f.Key.Src.Addr() == f.Key.Dst.Addr()
+		}
+	}
+	return false
+}
+
 // udptlLocked picks the attempt's UDPTL stream (see the package doc): of
 // the streams that are not another attempt's and started within the call
 // (seen to end) and around its switch to T.38 (anchor), the one starting
-// nearest to anchor. A zero anchor (the call did not go to T.38) picks
-// none. It claims the stream for id.
-func (t *Tracker) udptlLocked(id string, seen, anchor, end time.Time) (sent, recv capture.FlowSnapshot, ok bool) {
+// nearest to anchor; a loop call (the self-test) only loop streams,
+// other calls none of those. A zero anchor (the call did not go to T.38)
+// picks none. It claims the stream for id.
+func (t *Tracker) udptlLocked(id string, seen, anchor, end time.Time, loop bool) (sent, recv capture.FlowSnapshot, ok bool) {
 	if anchor.IsZero() {
 		return sent, recv, false
 	}
@@ -86,7 +106,7 @@ func (t *Tracker) udptlLocked(id string, seen, anchor, end time.Time) (sent, rec
 			s.first.Before(anchor.Add(-switchBefore)) || s.first.After(anchor.Add(switchAfter)) {
 			continue
 		}
-		if taken && other != id {
+		if taken && other != id || t.isLoop(s) != loop {
 			continue
 		}
 		d := s.first.Sub(anchor)

@@ -76,6 +76,12 @@ type Input struct {
 	LastResult string
 	Alarms     []Alarm
 	IP         string
+	// SelfTest is the latest self-test in a few words ("running",
+	// "passed", "failed line.busy"; "" unknown).
+	SelfTest string
+	// Unread is how many received faxes nobody has marked read: the
+	// inbox LED blinks slowly and the status screen's first row says so.
+	Unread int
 }
 
 // Action is what an operator's input asks the box to do.
@@ -95,7 +101,7 @@ type Event struct {
 
 // Output is what the panel shows.
 type Output struct {
-	LEDs   map[string]Pattern // power, activity, alarm, line:<id>
+	LEDs   map[string]Pattern // power, activity, alarm, inbox, line:<id>
 	Screen []string           // rows, each padded to the width
 }
 
@@ -115,7 +121,10 @@ func New(rows, cols int) *Panel { return &Panel{rows: rows, cols: cols} }
 
 // LEDs computes the LED patterns.
 func LEDs(in Input) map[string]Pattern {
-	out := map[string]Pattern{"power": On, "activity": Off, "alarm": Off}
+	out := map[string]Pattern{"power": On, "activity": Off, "alarm": Off, "inbox": Off}
+	if in.Unread > 0 {
+		out["inbox"] = SlowBlink
+	}
 	for _, a := range in.Alarms {
 		out["alarm"] = FastBlink
 		if a == AsteriskDown {
@@ -224,7 +233,20 @@ func (p *Panel) pageRows(in Input) []string {
 	} else if in.LastResult != "" {
 		rows = append(rows, in.LastResult)
 	}
+	if in.Unread > 0 {
+		// The first row tells of unread faxes; the IP moves to the end
+		// (and stays in the IP settings item).
+		rows = append(append([]string{UnreadRow(in.Unread)}, rows[1:]...), rows[0])
+	}
 	return rows
+}
+
+// UnreadRow is the status screen's row for n unread received faxes.
+func UnreadRow(n int) string {
+	if n == 1 {
+		return "1 new fax"
+	}
+	return fmt.Sprintf("%d new faxes", n)
 }
 
 func shortLine(id string) string {
@@ -247,7 +269,10 @@ func (p *Panel) menuView(in Input) []string {
 	case "Queue":
 		return []string{fmt.Sprintf("Queue %d jobs", in.QueueDepth)}
 	case "Self-test":
-		return []string{"Self-test started"}
+		if in.SelfTest == "" {
+			return []string{"Self-test", "started"}
+		}
+		return []string{"Self-test", in.SelfTest}
 	case "IP settings":
 		return []string{"IP " + in.IP}
 	}

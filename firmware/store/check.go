@@ -17,7 +17,10 @@ var ErrInconsistent = errors.New("store: inconsistent")
 //   - the active index holds exactly the non-terminal jobs, each with its
 //     current status;
 //   - every client_ref entry names an existing job of that kind and ref;
-//   - every outbox, dead-letter and purge entry names an existing job;
+//   - every outbox, dead-letter and purge entry names an existing job
+//     (outbox and dead-letter entries may name a received fax instead);
+//   - every received fax decodes, is stored under its own id and indexed
+//     by its source, and every source index entry names one;
 //   - every job record decodes and is stored under its own id.
 //
 // It returns nil or an error listing (up to 20 of) the findings, each
@@ -84,12 +87,13 @@ func (s *DB) Check() error {
 				var d Delivery
 				if err := json.Unmarshal(v, &d); err != nil {
 					add("%s entry %s does not decode: %v", b, k, err)
-				} else if jobs.Get([]byte(d.JobID)) == nil {
+				} else if jobs.Get([]byte(d.JobID)) == nil && !inboxHas(tx, []byte(d.JobID)) {
 					add("%s entry %s names missing job %s", b, k, d.JobID)
 				}
 				return nil
 			})
 		}
+		checkInbox(tx, add)
 		tx.Bucket(bPurge).ForEach(func(k, _ []byte) error {
 			if len(k) <= 8 || jobs.Get(k[8:]) == nil {
 				add("purge entry %x names a missing job", k)

@@ -256,6 +256,30 @@ func (s *DB) MarkRouted(id inbox.ID) error {
 	return nil
 }
 
+// RouteReceived ends the wait of received fax id for its routing and
+// queues the routing's deliveries, in one transaction. It reports false
+// (and queues nothing) when the fax was routed before or is deleted, so a
+// routing repeated after a crash delivers once.
+func (s *DB) RouteReceived(id inbox.ID, deliveries ...*Delivery) (bool, error) {
+	queued := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		r, err := getReceived(tx, id)
+		if err != nil || !r.Unrouted || r.Deleted {
+			return err
+		}
+		r.Unrouted = false
+		if err := putReceived(tx.Bucket(bInbox), r); err != nil {
+			return err
+		}
+		queued = true
+		return putDeliveries(tx, deliveries)
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: route received fax %s: %w", id, diskErr(err))
+	}
+	return queued, nil
+}
+
 // Unrouted returns the received faxes (not deleted) waiting for their
 // routing, oldest first.
 func (s *DB) Unrouted() ([]inbox.ID, error) {

@@ -124,7 +124,7 @@ func Open(dir string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bJobs, bActive, bRefs, bOutbox, bDead, bPurge, bMeta, bState} {
+		for _, b := range [][]byte{bJobs, bActive, bRefs, bOutbox, bDead, bPurge, bMeta, bState, bInbox, bInboxSrc} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -371,6 +371,9 @@ type Filter struct {
 	Since     time.Time
 	Cursor    string // list jobs with IDs before this one (newest first)
 	Limit     int
+	// Internal includes the box's own jobs (job.Internal: self-test,
+	// qualification), left out by default.
+	Internal bool
 }
 
 // List returns jobs newest first and the cursor for the next page ("" at the
@@ -455,6 +458,9 @@ func match(j *job.Job, f Filter) bool {
 		return false
 	}
 	if f.Status != "" && j.Status != f.Status {
+		return false
+	}
+	if j.Internal != "" && !f.Internal {
 		return false
 	}
 	if !f.Since.IsZero() && j.CreatedAt.Before(f.Since) {

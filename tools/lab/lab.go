@@ -39,6 +39,11 @@ type Options struct {
 	// Tune adjusts the faxbox configuration the box's Asterisk is rendered
 	// from (and that FaxboxConfig returns), e.g. the callback number.
 	Tune func(*config.Config)
+	// Relay puts the impairing media relay between the box and the remote
+	// (Lab.Relay; see impair.go), its random decisions seeded by
+	// RelaySeed. It needs root (an nftables rule).
+	Relay     bool
+	RelaySeed uint64
 }
 
 // Lab is a running pair of Asterisk instances.
@@ -48,6 +53,8 @@ type Lab struct {
 	Remote *Instance
 	// Received is the host directory where the remote stores faxes.
 	Received string
+	// Relay impairs the media between box and remote (Options.Relay).
+	Relay *Relay
 
 	shared []string
 	stop   chan struct{}
@@ -62,6 +69,8 @@ const (
 	RemoteAMIUser   = "lab"
 	RemoteAMISecret = "lab-admin-secret"
 	TrunkName       = "trunk"
+	// ReceiveDIDs are the numbers on the trunk the box receives faxes on.
+	ReceiveDIDs = "500-599"
 )
 
 // Up sets up the chroot if needed, then starts the box and the remote.
@@ -84,14 +93,7 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err := Setup(ctx, o.Log); err != nil {
 		return nil, err
 	}
-	b := o.BasePort
-	l := &Lab{Opts: o, stop: make(chan struct{}),
-		Box: &Instance{Name: o.Name + "-box", Dir: filepath.Join(o.Dir, "box"), SIPPort: b, AMIPort: b + 2,
-			RTPStart: b + 100, UDPTLStart: b + 300, AMIUser: BoxAMIUser, AMISecret: BoxAMISecret},
-		Remote: &Instance{Name: o.Name + "-remote", Dir: filepath.Join(o.Dir, "remote"), SIPPort: b + 1, AMIPort: b + 3,
-			RTPStart: b + 200, UDPTLStart: b + 400, AMIUser: RemoteAMIUser, AMISecret: RemoteAMISecret},
-	}
-	l.Received = filepath.Join(l.Remote.Dir, "rx")
+	l := Attach(o)
 	os.RemoveAll(l.Received) // faxes of an earlier run
 	l.Box.kill()
 	l.Remote.kill()
@@ -105,6 +107,12 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err := l.writeRemote(); err != nil {
 		l.Down()
 		return nil, err
+	}
+	if o.Relay {
+		if err := l.startRelay(ctx); err != nil {
+			l.Down()
+			return nil, err
+		}
 	}
 	if _, err := services.RenderTo(l.FaxboxConfig(config.Default()), filepath.Join(l.Box.Dir, "etc")); err != nil {
 		l.Down()
@@ -124,6 +132,33 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	go l.watch105()
 	fmt.Fprintf(o.Log, "lab %s up: box AMI %s (user %s), remote AMI %s, received faxes in %s\n", o.Name, l.Box.AMIAddr(), BoxAMIUser, l.Remote.AMIAddr(), l.Received)
 	return l, nil
+}
+
+// Attach describes the lab o names (Name, BasePort, Dir as for Up)
+// without starting anything: for commands that act on a lab already up
+// (faxbox-lab send).
+func Attach(o Options) *Lab {
+	if o.Name == "" {
+		o.Name = "lab"
+	}
+	if o.BasePort == 0 {
+		o.BasePort = 15060
+	}
+	if o.Dir == "" {
+		o.Dir = filepath.Join("/tmp/faxbox-lab", o.Name)
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	b := o.BasePort
+	l := &Lab{Opts: o, stop: make(chan struct{}),
+		Box: &Instance{Name: o.Name + "-box", Dir: filepath.Join(o.Dir, "box"), SIPPort: b, AMIPort: b + 2,
+			RTPStart: b + 100, UDPTLStart: b + 300, AMIUser: BoxAMIUser, AMISecret: BoxAMISecret},
+		Remote: &Instance{Name: o.Name + "-remote", Dir: filepath.Join(o.Dir, "remote"), SIPPort: b + 1, AMIPort: b + 3,
+			RTPStart: b + 200, UDPTLStart: b + 400, AMIUser: RemoteAMIUser, AMISecret: RemoteAMISecret},
+	}
+	l.Received = filepath.Join(l.Remote.Dir, "rx")
+	return l
 }
 
 // waitTrunk waits until the box sees the remote as reachable (qualify).
@@ -154,6 +189,7 @@ func (l *Lab) Down() {
 	l.wg.Wait()
 	l.Box.Stop()
 	l.Remote.Stop()
+	l.stopRelay()
 	for i := len(l.shared) - 1; i >= 0; i-- {
 		Unshare(l.shared[i])
 	}
@@ -166,6 +202,8 @@ func (l *Lab) FaxboxConfig(base config.Config) config.Config {
 	base.Asterisk = l.asteriskFor(l.Box, l.Remote)
 	base.LineGroups = []config.LineGroup{{Name: TrunkName, Channels: l.Opts.Channels, Transport: "ami", Dial: "PJSIP/%s@" + TrunkName}}
 	base.Webhook.AllowLoopback = true // the lab's receivers run on this machine
+	// The remote sends faxes to these (Send).
+	base.Inbox.DIDs = []string{ReceiveDIDs}
 	if l.Opts.Tune != nil {
 		l.Opts.Tune(&base)
 	}

@@ -25,6 +25,8 @@ import (
 //	107  fax server behind one number: receives like 100, at most 4 calls at
 //	     once; a fifth call meanwhile is answered busy
 //	108  one-line fax machine: receives like 100, busy while in a call
+//	109  fax receiver, T.38 without error correction (no redundancy, no
+//	     FEC: every lost UDPTL datagram is lost for good)
 //	200  answers and stays 8 s (an agent or a customer)
 //	201  answers and sends DTMF 1 two seconds in (acknowledges)
 //	202  busy
@@ -36,7 +38,7 @@ import (
 //	399  answers (a caller the box must not call back)
 //
 // CallBox makes the remote call the box (its callback number) from a chosen
-// caller id.
+// caller id; Send makes it send a fax to the box (context to-box).
 //
 // Every call is counted in the remote's astdb (family faxlab-calls, key
 // <number>-<uniqueid>); received faxes are <number>-<uniqueid>.tif in rx/.
@@ -48,7 +50,8 @@ writeprotect = yes
 exten => _[123]XX,1,Set(DB(faxlab-calls/${EXTEN}-${UNIQUEID})=${FILTER(a-z0-9_,${CALLERID(name)})})
  same => n,Goto(n${EXTEN},1)
 
-exten => n100,1,Answer()
+exten => n100,1,Set(FAXOPT(localstationid)=LAB-100 REMOTE)
+ same => n,Answer()
  same => n,ReceiveFAX({{RX}}/100-${UNIQUEID}.tif,f)
  same => n,Hangup()
 
@@ -137,11 +140,24 @@ exten => n108,1,Gosub(faxlab-limit,s,1(n108,1))
  same => n,ReceiveFAX({{RX}}/108-${UNIQUEID}.tif,f)
  same => n,Hangup()
 
+exten => n109,1,Answer()
+ same => n,ReceiveFAX({{RX}}/109-${UNIQUEID}.tif,f)
+ same => n,Hangup()
+
 exten => n106,1,Answer()
  same => n,Set(FAXOPT(ecm)=no)
  same => n,Set(FAXOPT(modems)=v27,v29)
  same => n,Set(FAXOPT(maxrate)=9600)
  same => n,ReceiveFAX({{RX}}/106-${UNIQUEID}.tif,f)
+ same => n,Hangup()
+
+; Sending to the box (Send, faxbox-lab send): originated with Channel
+; PJSIP/<did>@box (T.38: the box's receiver re-INVITEs) or @box-g711 (no
+; T.38: the box falls back to G.711 audio), LABFILE the TIFF, LABSTATION
+; the station id.
+[to-box]
+exten => send,1,Set(FAXOPT(localstationid)=${LABSTATION})
+ same => n,SendFAX(${LABFILE},d)
  same => n,Hangup()
 
 ; Gosub(faxlab-limit,s,1(group,max)): the call joins group when it holds
@@ -232,11 +248,32 @@ type = identify
 endpoint = box-g711
 match_request_uri = sip:106@127.0.0.1:%d
 
+; 109 is T.38 without error correction.
+[box-noec]
+type = endpoint
+transport = transport-udp
+context = from-box
+disallow = all
+allow = ulaw,alaw
+direct_media = no
+aors = box
+t38_udptl = yes
+t38_udptl_ec = none
+t38_udptl_maxdatagram = 400
+
+[c-noec-identify]
+type = identify
+endpoint = box-noec
+match_request_uri = sip:109@127.0.0.1:%d
+
 [box-identify]
 type = identify
 endpoint = box
 match = 127.0.0.1
-`, r.SIPPort, l.Box.SIPPort, r.SIPPort, r.SIPPort))
+`, r.SIPPort, l.Box.SIPPort, r.SIPPort, r.SIPPort, r.SIPPort))
+	if l.Opts.Relay {
+		files["pjsip.conf"] = []byte(strings.ReplaceAll(string(files["pjsip.conf"]), "direct_media = no\n", "direct_media = no\n"+relayEndpointOptions))
+	}
 	files["extensions.conf"] = []byte(strings.ReplaceAll(remoteDialplan, "{{RX}}", l.Received))
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(etc, name), b, 0o644); err != nil {

@@ -20,7 +20,7 @@ func Destinations() []destctl.Rule {
 // RunConfig is the faxbox configuration file `make run` starts the box
 // with: the asterisk section and line group wired to this lab, the lab's
 // destinations, callbacks to loopback allowed (the lab's receivers run on
-// this machine), and dataDir as data_dir unless it is "". It has no token:
+// this machine), the trunk's numbers 500-599 receiving faxes, and dataDir as data_dir unless it is "". It has no token:
 // `make run` passes one with -token.
 func (l *Lab) RunConfig(dataDir string) ([]byte, error) {
 	cfg := l.FaxboxConfig(config.Default())
@@ -29,6 +29,7 @@ func (l *Lab) RunConfig(dataDir string) ([]byte, error) {
 		"line_groups":  cfg.LineGroups,
 		"destinations": Destinations(),
 		"webhook":      map[string]bool{"allow_loopback": cfg.Webhook.AllowLoopback},
+		"inbox":        map[string][]string{"dids": cfg.Inbox.DIDs},
 	}
 	if dataDir != "" {
 		run["data_dir"] = dataDir
