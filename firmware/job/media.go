@@ -19,6 +19,13 @@ type MediaReport struct {
 	// SwitchToUDPTLMS is the time from the switch to T.38 (the call's
 	// last audio packet) to its first UDPTL packet, in milliseconds.
 	SwitchToUDPTLMS *int64 `json:"switch_to_udptl_ms,omitempty"`
+	// CaptureIncomplete: the capture missed packets while the call was up
+	// (a flood over its rate limit, the kernel's drops, or new flows
+	// refused while its table was full), CaptureDropped of them: the
+	// figures may show loss the path did not have, so the box learns no
+	// lossy path and no trunk alarm from this report.
+	CaptureIncomplete bool   `json:"capture_incomplete,omitempty"`
+	CaptureDropped    uint64 `json:"capture_dropped,omitempty"`
 }
 
 // T38Report is a T.38 call's UDPTL streams, one per direction.

@@ -28,6 +28,12 @@
 //     the ports in their SDP, which this does not read (SIP may be
 //     encrypted).
 //
+// A report whose call was up while the capture dropped packets (a flood
+// over its rate limit, the kernel's drops, new flows refused; from 5 s
+// before the media event to 1 s after the attempt's end) is marked
+// CaptureIncomplete with CaptureDropped: its loss figures may be the
+// capture's, not the path's.
+//
 // The report's Tie field names the method ("rtp-port", "rtp-port+t38-switch"
 // or "rtp-port+time"). Without the capture (no CAP_NET_RAW) every attempt
 // on a SIP line gets a report that says so in Unavailable; attempts on
@@ -54,6 +60,17 @@ import (
 type Source interface {
 	Flows(match func(capture.FlowKey, capture.Kind) bool) []capture.FlowSnapshot
 }
+
+// Dropper is a source that dates the packets it did not look at (a
+// capture.Capture or capture.Monitor): a report whose call was up while it
+// dropped some says so (CaptureIncomplete).
+type Dropper interface {
+	DroppedBetween(from, to time.Time) capture.Drops
+}
+
+// dropSlack widens an attempt's window for the drops the capture notes
+// late: the kernel's are read once a second.
+const dropSlack = time.Second
 
 // Config of a Tracker.
 type Config struct {
@@ -110,6 +127,13 @@ func New(cfg Config, src Source, unavailable string) *Tracker {
 	return &Tracker{cfg: cfg, src: src, unavailable: unavailable, attempts: map[string]*tie{},
 		byUID: map[string]string{}, claimed: map[claim]string{}}
 }
+
+// Source is the tracker's source of flows (nil without a capture), for
+// its counters.
+func (t *Tracker) Source() Source { return t.src }
+
+// Unavailable says why there is no capture ("" when there is one).
+func (t *Tracker) Unavailable() string { return t.unavailable }
 
 // Handle takes the manager events the tracker needs (FaxboxMedia user
 // events, FAXStatus); it never consumes them: other handlers still get
@@ -250,8 +274,17 @@ func (t *Tracker) buildLocked(id string, x *tie, end time.Time, t38 bool) *job.M
 	if len(audio) > 0 {
 		rep.RTP = rtpReport(audio, port)
 	}
-	if rep.T38 == nil && rep.RTP == nil {
-		return &job.MediaReport{Unavailable: fmt.Sprintf("no media packets seen on RTP port %d during the call", port)}
+	var dropped uint64
+	if d, ok := t.src.(Dropper); ok {
+		dropped = d.DroppedBetween(from, end.Add(dropSlack)).Total()
 	}
+	if rep.T38 == nil && rep.RTP == nil {
+		why := fmt.Sprintf("no media packets seen on RTP port %d during the call", port)
+		if dropped > 0 {
+			why += fmt.Sprintf(" (the capture dropped %d packets meanwhile: a flood on the media ports)", dropped)
+		}
+		return &job.MediaReport{Unavailable: why}
+	}
+	rep.CaptureIncomplete, rep.CaptureDropped = dropped > 0, dropped
 	return rep
 }

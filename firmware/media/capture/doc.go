@@ -6,11 +6,14 @@
 //
 // A Monitor splits the datagrams into flows (one direction of an address
 // pair) and keeps per-flow statistics: UDPTL with package udptl, RTP with
-// package rtpstat. Its memory is bounded: a fixed table of flows (new
-// flows beyond it are refused and counted), fixed state per flow, and a
-// token-bucket rate limit (a flood on the port ranges is counted, not
-// parsed). The kernel queues at most the socket buffer; what it drops is
-// counted (Stats.KernelDrops). On loopback the socket sees each datagram
+// package rtpstat. Its memory is bounded: a fixed table of flows (a new
+// flow replaces a flood's flow: no valid datagram, or one and silence;
+// with the table full of live streams it is refused and counted), fixed
+// state per flow, and a token-bucket rate limit (a flood on the port
+// ranges is counted, not parsed). The kernel queues at most the socket
+// buffer; what it drops is counted (Stats.KernelDrops). Every drop is also
+// dated to its second (Monitor.DroppedBetween, in a bounded log), so a fax
+// attempt's report can say the capture of its call was incomplete. On loopback the socket sees each datagram
 // twice (leaving and arriving): the leaving copy is skipped.
 //
 // Which flow belongs to which fax attempt is package media's business.

@@ -70,7 +70,12 @@ type Counters struct {
 	Malformed    uint64 // truncated IP/UDP headers
 	RateDropped  uint64 // over the packet rate limit, not looked at
 	FlowsRefused uint64 // packets of new flows while the table was full
-	Flows        int    // flows in the table
+	// FloodEvicted: flows that were no stream (flood: no valid UDPTL or
+	// RTP packet, or a single one and silence), forgotten to make room
+	// for a new flow.
+	FloodEvicted uint64
+	Flows        int // flows in the table
+	MaxFlows     int // the table's bound
 }
 
 // MonitorConfig selects and bounds what a Monitor tracks.
@@ -80,9 +85,12 @@ type MonitorConfig struct {
 	UDPTL, RTP []PortRange
 	// T38Version is the T38FaxVersion the box negotiates (Asterisk: 0).
 	T38Version udptl.Version
-	// MaxFlows bounds the flow table (default 256); a new flow while it is
-	// full replaces the flow idle longest if that one is idle over Idle,
-	// else its packets are refused (counted).
+	// MaxFlows bounds the flow table (default 256). A new flow while it
+	// is full replaces, first, the least recently seen flow that is no
+	// stream (no valid UDPTL or RTP packet, or a single one and then 2 s
+	// of silence: a flood's flows), else the flow idle longest if that one
+	// is idle over Idle; else its packets are refused (counted). A flood
+	// of new flows thus does not keep a new call's media out of the table.
 	MaxFlows int
 	// Idle: a flow without packets for this long may be forgotten
 	// (default 10 minutes).
@@ -105,6 +113,7 @@ type flow struct {
 	kind        Kind
 	first, last time.Time
 	packets     int
+	valid       int // packets that parsed as UDPTL or RTP
 	t38         udptl.Flow
 	rtp         rtpstat.Stream
 }
@@ -121,6 +130,7 @@ type Monitor struct {
 	c      Counters
 	tokens float64
 	refill time.Time
+	drops  dropLog
 }
 
 // NewMonitor returns a monitor for cfg (defaults filled in).
@@ -177,6 +187,7 @@ func (m *Monitor) Handle(b []byte, at time.Time) {
 	m.c.Packets++
 	if !m.allow(at) {
 		m.c.RateDropped++
+		m.drops.add(at, Drops{RateLimited: 1})
 		return
 	}
 	key, payload, v := parseUDP(b)
@@ -196,19 +207,23 @@ func (m *Monitor) Handle(b []byte, at time.Time) {
 	f := m.flow(key, kind, at)
 	if f == nil {
 		m.c.FlowsRefused++
+		m.drops.add(at, Drops{Refused: 1})
 		return
 	}
 	m.c.Dispatched++
 	f.packets++
 	f.last = at
 	if kind == KindRTP {
-		f.rtp.Add(payload, at) // a non-RTP datagram is counted as malformed by the stream
+		if f.rtp.Add(payload, at) == nil { // a non-RTP datagram is counted as malformed by the stream
+			f.valid++
+		}
 		return
 	}
 	if err := udptl.Parse(payload, m.cfg.T38Version, &m.pkt); err != nil {
 		f.t38.AddMalformed(len(payload), at)
 		return
 	}
+	f.valid++
 	f.t38.Add(&m.pkt, at)
 }
 
@@ -277,20 +292,56 @@ func (m *Monitor) flow(key FlowKey, kind Kind, at time.Time) *flow {
 		delete(m.flows, key) // silent too long: a new stream on the same ports
 	}
 	if len(m.flows) >= m.cfg.MaxFlows {
-		var oldest *flow
-		for _, f := range m.flows {
-			if oldest == nil || f.last.Before(oldest.last) {
-				oldest = f
-			}
-		}
-		if at.Sub(oldest.last) <= m.cfg.Idle {
+		victim, flood := m.victim(at)
+		if !flood && at.Sub(victim.last) <= m.cfg.Idle {
 			return nil
 		}
-		delete(m.flows, oldest.key)
+		if flood {
+			m.c.FloodEvicted++
+		}
+		delete(m.flows, victim.key)
 	}
 	f := &flow{key: key, kind: kind, first: at}
 	m.flows[key] = f
 	return f
+}
+
+// A full table gives up a flow that is no stream (flood) for a new one:
+// a flow that never carried a valid packet, or one with fewer than proven
+// valid packets and silent for over unprovenIdle (a call's media comes
+// every 20 ms for RTP and in bursts of repeated indicators for UDPTL).
+const (
+	proven       = 2
+	unprovenIdle = 2 * time.Second
+)
+
+// victim picks the flow a full table gives up for a new one at at: the
+// least recently seen flood flow (flood is true), else the one idle
+// longest.
+func (m *Monitor) victim(at time.Time) (victim *flow, flood bool) {
+	var oldest, invalid, unproven *flow
+	for _, f := range m.flows {
+		if oldest == nil || f.last.Before(oldest.last) {
+			oldest = f
+		}
+		switch {
+		case f.valid == 0:
+			if invalid == nil || f.last.Before(invalid.last) {
+				invalid = f
+			}
+		case f.valid < proven && at.Sub(f.last) > unprovenIdle:
+			if unproven == nil || f.last.Before(unproven.last) {
+				unproven = f
+			}
+		}
+	}
+	switch {
+	case invalid != nil:
+		return invalid, true
+	case unproven != nil:
+		return unproven, true
+	}
+	return oldest, false
 }
 
 // Expire forgets the flows idle for longer than the configured Idle at now.
@@ -339,6 +390,6 @@ func (m *Monitor) Counters() Counters {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.c
-	c.Flows = len(m.flows)
+	c.Flows, c.MaxFlows = len(m.flows), m.cfg.MaxFlows
 	return c
 }

@@ -136,7 +136,7 @@ func (c *Capture) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	buf := make([]byte, 1<<16)
-	expire := time.Now()
+	expire, poll := time.Now(), time.Now()
 	var rerr error
 	err := c.rc.Read(func(fd uintptr) bool {
 		for {
@@ -156,6 +156,10 @@ func (c *Capture) Run(ctx context.Context) error {
 				c.cfg.Tap(buf[:n], at)
 			}
 			c.Handle(buf[:n], at)
+			if at.Sub(poll) >= kernelPoll {
+				c.pollKernel(int(fd), at)
+				poll = at
+			}
 			if at.Sub(expire) > time.Minute {
 				c.Expire(at)
 				expire = at
@@ -209,19 +213,33 @@ func stamp(fd uintptr) time.Time {
 	return time.Unix(int64(ts.Sec), int64(ts.Nsec))
 }
 
+// kernelPoll: while packets come, the kernel's drop count is read this
+// often, so drops are dated to within it (Monitor.DroppedBetween); when
+// they stop, the next Stats call reads it (the box calls it once a
+// minute).
+const kernelPoll = time.Second
+
+// pollKernel adds the kernel's counts since the last poll (the socket's
+// PACKET_STATISTICS reset on every read) and notes its drops at at.
+func (c *Capture) pollKernel(fd int, at time.Time) {
+	k, err := unix.GetsockoptTpacketStats(fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	c.kernPackets += uint64(k.Packets)
+	c.kernDrops += uint64(k.Drops)
+	c.mu.Unlock()
+	c.NoteKernelDrops(uint64(k.Drops), at)
+}
+
 // Stats returns the capture's counts, the kernel's included.
 func (c *Capture) Stats() Stats {
 	st := Stats{Counters: c.Counters()}
+	err := c.rc.Control(func(fd uintptr) { c.pollKernel(int(fd), time.Now()) })
+	_ = err // closed: the last counts stand
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	err := c.rc.Control(func(fd uintptr) {
-		// PACKET_STATISTICS resets on every read: accumulate.
-		if k, err := unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
-			c.kernPackets += uint64(k.Packets)
-			c.kernDrops += uint64(k.Drops)
-		}
-	})
-	_ = err // closed: the last counts stand
 	st.KernelPackets, st.KernelDrops = c.kernPackets, c.kernDrops
 	st.LoopbackCopies, st.Truncated = c.loopCopies, c.truncated
 	return st

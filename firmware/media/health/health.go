@@ -19,6 +19,12 @@
 //     later attempts to the number go with ECM on and at most LossyMaxRate
 //     bit/s, and each says why ("ECM on, 9600 because of 3% unrecoverable
 //     loss to this number on …").
+//   - A capture that missed packets: a media report marked
+//     CaptureIncomplete (the capture dropped packets while the call was
+//     up: a flood over its rate limit, the kernel's drops) would show loss
+//     the path did not have; it counts for neither the lossy-path rules
+//     nor the trunk's alarm (the T.38 rule, which needs no media, still
+//     applies).
 //   - Healthy again: HealthyAttempts attempts in a row whose media reports
 //     are clean return the number to the defaults.
 //   - The configuration wins: a destination rule that sets t38, ecm or

@@ -251,3 +251,41 @@ func TestSaveFailureKeepsWorking(t *testing.T) {
 		t.Error("a record that could not be saved is not used")
 	}
 }
+
+// TestIncompleteCaptureIgnored: a report the capture marked incomplete (a
+// flood made it drop packets during the call) shows heavy loss, but
+// teaches no lossy path and raises no trunk alarm; the same figures
+// without the mark do both, and a lossy record is not ended by it either.
+func TestIncompleteCaptureIgnored(t *testing.T) {
+	flooded := func(m *job.MediaReport) *job.MediaReport {
+		m.CaptureIncomplete, m.CaptureDropped = true, 40000
+		return m
+	}
+	b, _ := Open(memState{}, Config{TrunkWindow: 3})
+	b.Observe("800", mediaAttempt("sip", flooded(t38Media(240, 60, 60))), false, t0)
+	b.Observe("801", mediaAttempt("sip", flooded(rtpMedia(2000, 200, 80))), false, t0)
+	for _, n := range []string{"800", "801"} {
+		if _, _, why := b.AdvisePath(n, t0.Add(time.Minute), false, false); why != "" {
+			t.Errorf("%s: lossy path learned from an incomplete capture: %q", n, why)
+		}
+	}
+	if b.Alarm() || len(b.Trunks()) != 0 {
+		t.Errorf("trunk figures from an incomplete capture: %+v", b.Trunks())
+	}
+
+	// The same figures, complete: lossy and in alarm.
+	b.Observe("800", mediaAttempt("sip", t38Media(240, 60, 60)), false, t0)
+	if _, _, why := b.AdvisePath("800", t0.Add(time.Minute), false, false); !strings.Contains(why, "20% unrecoverable loss") {
+		t.Errorf("complete report: decision %q", why)
+	}
+	if !b.Alarm() {
+		t.Errorf("complete report: no alarm: %+v", b.Trunks())
+	}
+	// Clean-looking but incomplete reports do not count as clean attempts.
+	for i := range DefaultHealthyAttempts {
+		b.Observe("800", mediaAttempt("sip", flooded(t38Media(400, 0, 0))), false, t0.Add(time.Duration(i+1)*time.Minute))
+	}
+	if _, _, why := b.AdvisePath("800", t0.Add(time.Hour), false, false); !strings.Contains(why, "20% unrecoverable loss") || strings.Contains(why, "clean attempts since") {
+		t.Errorf("incomplete reports counted as clean: %q", why)
+	}
+}

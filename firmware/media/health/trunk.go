@@ -63,7 +63,9 @@ type Sample struct {
 func sampleOf(m *job.MediaReport, now time.Time) (Sample, bool) {
 	s := Sample{At: now}
 	switch {
-	case m == nil || m.Unavailable != "":
+	case m == nil || m.Unavailable != "" || m.CaptureIncomplete:
+		// A capture that missed packets (a flood) would show loss the
+		// path did not have: such a report teaches nothing.
 		return s, false
 	case m.T38 != nil:
 		s.Transport = "t38"
