@@ -238,8 +238,8 @@ var periodic = map[string]bool{"RTCPSent": true, "RTCPReceived": true}
 // the attempt's own actions, and the originate's answer apart. Events of
 // different lanes interleave as Asterisk's threads run (OriginateResponse
 // comes before or after the channel's DialEnd, a busy call's Hangup before
-// or after it), so their relative order is not part of it; periodic events
-// are left out.
+// or after it), so their relative order is not part of it (the originate's
+// lane is listed last); periodic events are left out.
 func (tr *transcript) shape() []string {
 	var events []ami.Message
 	for _, s := range tr.steps {
@@ -264,6 +264,11 @@ func (tr *transcript) shape() []string {
 			}
 			labels[n] = append(labels[n], eventLabel(e))
 		}
+	}
+	// The originate's answer comes before or after the other legs'
+	// channels appear (Asterisk's threads): its lane goes last.
+	if i := slices.Index(names, "originate"); i >= 0 {
+		names = append(append(names[:i:i], names[i+1:]...), "originate")
 	}
 	out := make([]string, len(names))
 	for i, n := range names {

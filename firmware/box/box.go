@@ -18,6 +18,7 @@ import (
 	"os/user"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -94,7 +95,11 @@ type Box struct {
 	captureStop func()
 	learned     *health.Book // what the box learned of its fax paths (trunk alarms, metrics)
 	started     time.Time
+	// purge is the retention timer; purgeMu guards it (the timer's own
+	// goroutine sets the next one) and purgeDone, set by Close.
+	purgeMu     sync.Mutex
 	purge       clock.Timer
+	purgeDone   bool
 	calendars   *calendar.Service    // nil without calendars
 	directory   *directory.Directory // nil without ldap.url
 	router      *routing.Router      // inbox.routes (nil without rules)
@@ -359,7 +364,11 @@ func (b *Box) schedulePurge() {
 		b.Log.Info("retention: purged documents", "jobs", n)
 	}
 	b.purgeReceived()
-	b.purge = b.Clock.AfterFunc(time.Hour, b.schedulePurge)
+	b.purgeMu.Lock()
+	defer b.purgeMu.Unlock()
+	if !b.purgeDone {
+		b.purge = b.Clock.AfterFunc(time.Hour, b.schedulePurge)
+	}
 }
 
 // Serve listens (unless a listener was given) and serves the API until ctx
@@ -418,9 +427,12 @@ func (b *Box) Close() error {
 	if b.directory != nil {
 		b.directory.Close()
 	}
+	b.purgeMu.Lock()
+	b.purgeDone = true
 	if b.purge != nil {
 		b.purge.Stop()
 	}
+	b.purgeMu.Unlock()
 	if b.panelStop != nil {
 		b.panelStop()
 	}
