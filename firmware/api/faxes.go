@@ -1,13 +1,10 @@
 package api
 
 import (
-	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/faxbox/faxbox/firmware/engine"
 	"github.com/faxbox/faxbox/firmware/job"
@@ -54,7 +51,7 @@ func (s *Server) listFaxes(w http.ResponseWriter, r *http.Request) { s.list(w, r
 // list serves GET /v1/faxes and /v1/calls.
 func (s *Server) list(w http.ResponseWriter, r *http.Request, kind job.Kind) {
 	q := r.URL.Query()
-	f := store.Filter{Kind: kind, ClientRef: q.Get("client_ref"), Cursor: q.Get("cursor"), Limit: 50}
+	f := store.Filter{Kind: kind, ClientRef: q.Get("client_ref"), Cursor: q.Get("cursor")}
 	if v := q.Get("status"); v != "" {
 		if !job.Status(v).Valid() {
 			writeErr(w, errf(http.StatusBadRequest, "invalid_field", "status", "unknown status "+strconv.Quote(v)))
@@ -62,21 +59,10 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, kind job.Kind) {
 		}
 		f.Status = job.Status(v)
 	}
-	if v := q.Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			writeErr(w, errf(http.StatusBadRequest, "invalid_field", "since", "since must be an RFC 3339 time"))
-			return
-		}
-		f.Since = t
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			writeErr(w, errf(http.StatusBadRequest, "invalid_field", "limit", "limit must be 1 to 500"))
-			return
-		}
-		f.Limit = n
+	var e *Error
+	if f.Since, f.Limit, e = pageQuery(q); e != nil {
+		writeErr(w, e)
+		return
 	}
 	if f.Cursor != "" && (len(f.Cursor) > 64 || controlChar(f.Cursor)) {
 		writeErr(w, errf(http.StatusBadRequest, "invalid_field", "cursor", "bad cursor"))
@@ -164,12 +150,9 @@ func (s *Server) document(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	format := r.URL.Query().Get("format")
-	if format == "" {
-		format = "pdf"
-	}
-	if format != "pdf" && format != "tiff" {
-		writeErr(w, errf(http.StatusBadRequest, "invalid_field", "format", "format must be pdf or tiff"))
+	format, e := docFormat(r)
+	if e != nil {
+		writeErr(w, e)
 		return
 	}
 	if j.Purged {
@@ -185,26 +168,5 @@ func (s *Server) document(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, errf(http.StatusGone, "document_missing", "id", "the converted document is missing"))
 		return
 	}
-	name := j.ID + "." + map[string]string{"pdf": "pdf", "tiff": "tif"}[format]
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
-	if format == "tiff" {
-		w.Header().Set("Content-Type", "image/tiff")
-		http.ServeFile(w, r, tif)
-		return
-	}
-	tmp, err := os.CreateTemp(s.Store.DocDir(j.ID), ".pdf-*")
-	if err != nil {
-		writeErr(w, s.internal("internal", "could not make room for the PDF", err))
-		return
-	}
-	tmp.Close()
-	defer os.Remove(tmp.Name())
-	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
-	defer cancel()
-	if err := s.Renderer.ToPDF(ctx, tif, tmp.Name()); err != nil {
-		writeErr(w, s.internal("conversion_failed", "could not render the PDF", err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/pdf")
-	http.ServeFile(w, r, tmp.Name())
+	s.serveDocument(w, r, j.ID, format, tif, "")
 }

@@ -1,14 +1,11 @@
 package api
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/faxbox/faxbox/firmware/inbox"
 	"github.com/faxbox/faxbox/firmware/store"
@@ -24,7 +21,7 @@ type InboxList struct {
 // since, limit, cursor.
 func inboxFilter(r *http.Request) (inbox.Filter, *Error) {
 	q := r.URL.Query()
-	f := inbox.Filter{Limit: 50, CallerID: q.Get("caller_id"), DID: q.Get("did")}
+	f := inbox.Filter{CallerID: q.Get("caller_id"), DID: q.Get("did")}
 	if v := q.Get("status"); v != "" {
 		if !inbox.Status(v).Valid() {
 			return f, errf(http.StatusBadRequest, "invalid_field", "status", "status must be received, partial or failed")
@@ -43,19 +40,9 @@ func inboxFilter(r *http.Request) (inbox.Filter, *Error) {
 			return f, errf(http.StatusBadRequest, "invalid_field", field, field+" must be a phone number")
 		}
 	}
-	if v := q.Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			return f, errf(http.StatusBadRequest, "invalid_field", "since", "since must be an RFC 3339 time")
-		}
-		f.Since = t
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			return f, errf(http.StatusBadRequest, "invalid_field", "limit", "limit must be 1 to 500")
-		}
-		f.Limit = n
+	var e *Error
+	if f.Since, f.Limit, e = pageQuery(q); e != nil {
+		return f, e
 	}
 	if v := q.Get("cursor"); v != "" {
 		id, err := inbox.ParseID(v)
@@ -149,12 +136,9 @@ func (s *Server) inboxDocument(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	format := r.URL.Query().Get("format")
-	if format == "" {
-		format = "pdf"
-	}
-	if format != "pdf" && format != "tiff" {
-		writeErr(w, errf(http.StatusBadRequest, "invalid_field", "format", "format must be pdf or tiff"))
+	format, e := docFormat(r)
+	if e != nil {
+		writeErr(w, e)
 		return
 	}
 	switch {
@@ -171,29 +155,9 @@ func (s *Server) inboxDocument(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, errf(http.StatusGone, "document_missing", "id", "the received document is missing"))
 		return
 	}
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", string(f.ID)+map[string]string{"pdf": ".pdf", "tiff": ".tif"}[format]))
-	if format == "tiff" {
-		w.Header().Set("Content-Type", "image/tiff")
-		http.ServeFile(w, r, tif)
-		return
+	pdf := ""
+	if f.PDF {
+		pdf = filepath.Join(dir, inbox.PDFFile)
 	}
-	pdf := filepath.Join(dir, inbox.PDFFile)
-	if !f.PDF {
-		tmp, err := os.CreateTemp(dir, ".pdf-*")
-		if err != nil {
-			writeErr(w, s.internal("internal", "could not make room for the PDF", err))
-			return
-		}
-		tmp.Close()
-		defer os.Remove(tmp.Name())
-		ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
-		defer cancel()
-		if err := s.Renderer.ToPDF(ctx, tif, tmp.Name()); err != nil {
-			writeErr(w, s.internal("conversion_failed", "could not render the PDF", err))
-			return
-		}
-		pdf = tmp.Name()
-	}
-	w.Header().Set("Content-Type", "application/pdf")
-	http.ServeFile(w, r, pdf)
+	s.serveDocument(w, r, string(f.ID), format, tif, pdf)
 }

@@ -17,10 +17,11 @@ import (
 	"github.com/faxbox/faxbox/firmware/directory"
 	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/internal/testkit"
+	"github.com/faxbox/faxbox/internal/testkit/testbox"
 )
 
 // adminToken is the config's own token in the box tests.
-const adminToken = "config-admin-token"
+const adminToken = testbox.Token
 
 // dirBox is a running box whose directory is read from src.
 type dirBox struct {
@@ -32,31 +33,15 @@ type dirBox struct {
 // directory read from src when not nil) and waits for the first read.
 func startBox(t *testing.T, ldap config.LDAP, src directory.Source) *dirBox {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Tokens = []string{adminToken}
-	cfg.TestLine.PageTime = job.Duration(20 * time.Millisecond)
-	cfg.LDAP = ldap
-	b, err := box.Open(context.Background(), cfg, box.Options{Version: "test", DirectorySource: src})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { b.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; b.Close() })
-	for i := 0; b.Directory().Status().LastAttempt == nil; i++ {
-		if i > 500 {
-			t.Fatal("the directory was never read")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return &dirBox{box: b, base: "http://" + ln.Addr().String()}
+	e := testbox.StartWith(t, testbox.Options{
+		Config: func(c *config.Config) {
+			c.TestLine.PageTime = job.Duration(20 * time.Millisecond)
+			c.LDAP = ldap
+		},
+		Box:   box.Options{DirectorySource: src},
+		Ready: func(b *box.Box) bool { return b.Directory().Status().LastAttempt != nil },
+	})
+	return &dirBox{box: e.Box, base: e.C.Base}
 }
 
 // call sends a request with the Authorization header auth ("Bearer …",

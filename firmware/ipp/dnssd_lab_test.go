@@ -4,7 +4,6 @@ package ipp_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -22,10 +21,8 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 
-	"github.com/faxbox/faxbox/firmware/box"
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/firmware/ipp"
-	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/internal/testkit"
 	"github.com/faxbox/faxbox/internal/testkit/testbox"
 )
@@ -282,28 +279,13 @@ func instance(rs []record, name, label string) string {
 // (as a box on the LAN does); stop ends Serve and closes the box.
 func startBox(t *testing.T, dir, name string) (port int, stop func()) {
 	t.Helper()
-	testkit.Require(t, "gs")
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Tokens = []string{testbox.Token}
-	cfg.TestLine.PageTime = job.Duration(50 * time.Millisecond)
-	cfg.IPP.DNSSDDir, cfg.IPP.Name, cfg.IPP.Location = dir, name, "Room 2"
-	b, err := box.Open(context.Background(), cfg, box.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", ":0")
-	if err != nil {
-		b.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { b.Serve(ctx, ln); close(done) }()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done; b.Close() }) }
-	t.Cleanup(stop)
-	return ln.Addr().(*net.TCPAddr).Port, stop
+	e := testbox.StartWith(t, testbox.Options{
+		Config: func(c *config.Config) {
+			c.IPP.DNSSDDir, c.IPP.Name, c.IPP.Location = dir, name, "Room 2"
+		},
+		Listen: ":0",
+	})
+	return e.Addr.(*net.TCPAddr).Port, e.Stop
 }
 
 // TestDNSSDAvahi: a box whose avahi service directory exists is found by

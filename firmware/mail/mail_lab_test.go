@@ -6,19 +6,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-message"
-	gomail "github.com/emersion/go-message/mail"
 	"github.com/faxbox/faxbox/firmware/api"
 	"github.com/faxbox/faxbox/firmware/box"
 	"github.com/faxbox/faxbox/firmware/config"
@@ -27,191 +23,8 @@ import (
 	"github.com/faxbox/faxbox/firmware/mail"
 	"github.com/faxbox/faxbox/firmware/store"
 	"github.com/faxbox/faxbox/internal/testkit"
+	"github.com/faxbox/faxbox/internal/testkit/postfix"
 )
-
-// postfix is a private instance of Debian's postfix: its own config, queue
-// and data directories, an smtpd on 127.0.0.1:port with STARTTLS (a
-// certificate for 127.0.0.1), delivering every address @example.test to one
-// Maildir, and refusing refused@example.test with 550.
-type postfix struct {
-	dir     string
-	port    int
-	ca      string
-	maildir string
-}
-
-func startPostfix(t *testing.T) *postfix {
-	t.Helper()
-	testkit.Require(t, "postfix", "postconf")
-	if os.Geteuid() != 0 {
-		t.Fatal("the postfix relay test needs root (postfix's master starts as root): run it as root, as `make test` does")
-	}
-	pu, err := user.Lookup("postfix")
-	if err != nil {
-		t.Fatalf("no postfix user: %v (tools/deps.sh test installs postfix)", err)
-	}
-	dir, err := os.MkdirTemp("", "faxbox-postfix-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755) // postfix's daemons run as postfix and walk into it
-	p := &postfix{dir: dir, port: freePort(t), maildir: filepath.Join(dir, "mail", "inbox")}
-	if _, err := mail.ListenerTLS(config.SMTPListen{Domain: "127.0.0.1"}, dir); err != nil {
-		t.Fatal(err)
-	}
-	p.ca = filepath.Join(dir, "smtp-tls.crt")
-	for _, d := range []string{"queue", "data", "mail"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	exec.Command("chown", "postfix:postfix", filepath.Join(dir, "data"), filepath.Join(dir, "mail")).Run()
-	writePostfixConfig(t, dir, p.port, pu.Uid, pu.Gid)
-	if out, err := exec.Command("postfix", "-c", dir, "start").CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "maillog"))
-		t.Fatalf("postfix start: %v\n%s\n%s", err, out, log)
-	}
-	t.Cleanup(func() {
-		exec.Command("postfix", "-c", dir, "stop").Run()
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "maillog"))
-			t.Logf("postfix log:\n%s", log)
-		}
-		os.RemoveAll(dir)
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.port))
-		if err == nil {
-			c.Close()
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("postfix does not listen on %d: %v", p.port, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// writePostfixConfig writes the instance's main.cf and master.cf: every
-// daemon unchrooted, smtpd on 127.0.0.1:port only.
-func writePostfixConfig(t *testing.T, dir string, port int, uid, gid string) {
-	t.Helper()
-	mainCF := fmt.Sprintf(`compatibility_level = 3.6
-queue_directory = %[1]s/queue
-data_directory = %[1]s/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = relay.test
-mydomain = relay.test
-myorigin = relay.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-virtual_mailbox_domains = example.test
-virtual_mailbox_base = %[1]s/mail
-virtual_mailbox_maps = static:inbox/
-virtual_uid_maps = static:%[2]s
-virtual_gid_maps = static:%[3]s
-smtpd_tls_cert_file = %[1]s/smtp-tls.crt
-smtpd_tls_key_file = %[1]s/smtp-tls.key
-smtpd_tls_security_level = may
-maillog_file_prefixes = %[1]s
-maillog_file = %[1]s/maillog
-alias_maps =
-alias_database =
-smtputf8_enable = no
-biff = no
-message_size_limit = 52428800
-virtual_mailbox_limit = 0
-smtpd_recipient_restrictions = check_recipient_access inline:{ { refused@example.test = 550 5.1.1 no such user here } }, permit_mynetworks, reject
-`, dir, uid, gid)
-	masterCF := fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd\n", port)
-	for _, l := range []string{"pickup unix n - n 60 1 pickup", "cleanup unix n - n - 0 cleanup", "qmgr unix n - n 300 1 qmgr",
-		"tlsmgr unix - - n 1000? 1 tlsmgr", "rewrite unix - - n - - trivial-rewrite", "bounce unix - - n - 0 bounce",
-		"defer unix - - n - 0 bounce", "trace unix - - n - 0 bounce", "verify unix - - n - 1 verify", "flush unix n - n 1000? 0 flush",
-		"proxymap unix - - n - - proxymap", "proxywrite unix - - n - 1 proxymap", "smtp unix - - n - - smtp", "relay unix - - n - - smtp",
-		"showq unix n - n - - showq", "error unix - - n - - error", "retry unix - - n - - error", "discard unix - - n - - discard",
-		"local unix - n n - - local", "virtual unix - n n - - virtual", "lmtp unix - - n - - lmtp", "anvil unix - - n - 1 anvil",
-		"scache unix - - n - 1 scache", "postlog unix-dgram n - n - 1 postlogd"} {
-		masterCF += l + "\n"
-	}
-	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte(mainCF), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "master.cf"), []byte(masterCF), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// delivered is a mail postfix put into the Maildir.
-type delivered struct {
-	to, subject string
-	text        string
-	attachments map[string][]byte // file name → bytes
-}
-
-// waitMail waits for a mail to addr whose subject contains want.
-func (p *postfix) waitMail(t *testing.T, addr, want string, d time.Duration) delivered {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ents, _ := os.ReadDir(filepath.Join(p.maildir, "new"))
-		for _, e := range ents {
-			raw, err := os.ReadFile(filepath.Join(p.maildir, "new", e.Name()))
-			if err != nil {
-				continue
-			}
-			m := readMail(t, raw)
-			if strings.Contains(m.to, addr) && strings.Contains(m.subject, want) {
-				return m
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no mail to %s with %q in the subject within %s (Maildir has %d)", addr, want, d, len(ents))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func readMail(t *testing.T, raw []byte) delivered {
-	t.Helper()
-	r, err := gomail.CreateReader(bytes.NewReader(raw))
-	if err != nil && !message.IsUnknownCharset(err) {
-		t.Fatalf("a delivered mail does not parse: %v", err)
-	}
-	m := delivered{to: r.Header.Get("To"), attachments: map[string][]byte{}}
-	m.subject, _ = r.Header.Subject()
-	for {
-		p, err := r.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("a delivered mail's part: %v", err)
-		}
-		b, _ := io.ReadAll(p.Body)
-		switch h := p.Header.(type) {
-		case *gomail.InlineHeader:
-			m.text += string(b)
-		case *gomail.AttachmentHeader:
-			name, _ := h.Filename()
-			m.attachments[name] = b
-		}
-	}
-	return m
-}
 
 const token = "lab-token-mail-1"
 
@@ -222,16 +35,14 @@ type labBox struct {
 }
 
 // startBox runs a box whose relay is p, with an SMTP listener on loopback.
-func startBox(t *testing.T, p *postfix, mod func(*config.Config)) *labBox {
+func startBox(t *testing.T, p *postfix.Server, mod func(*config.Config)) *labBox {
 	t.Helper()
 	testkit.Require(t, "gs", "tiff2pdf")
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Tokens = []string{token}
 	cfg.TestLine.PageTime = job.Duration(50 * time.Millisecond)
-	cfg.SMTP.Host, cfg.SMTP.Port, cfg.SMTP.CAFile, cfg.SMTP.From = "127.0.0.1", p.port, p.ca, "faxbox@box.test"
-	cfg.SMTP.StartTLS = config.StartTLSRequired
-	cfg.SMTP.FirstRetry, cfg.SMTP.MaxBackoff = job.Duration(200*time.Millisecond), job.Duration(time.Second)
+	p.Configure(&cfg.SMTP)
 	cfg.SMTPListen.MaxMessageBytes = 1 << 20
 	if mod != nil {
 		mod(&cfg)
@@ -277,7 +88,7 @@ func (lb *labBox) faxes(t *testing.T) []*job.Job {
 // over STARTTLS and land in its Maildir, the PDF byte for byte; a mail the
 // relay refuses with 550 is recorded as refused in /v1/status.
 func TestResultAndFaxMailsThroughPostfix(t *testing.T) {
-	p := startPostfix(t)
+	p := postfix.Start(t)
 	lb := startBox(t, p, nil)
 	pdf := testkit.PDF(t, 2)
 	var j job.Job
@@ -287,9 +98,9 @@ func TestResultAndFaxMailsThroughPostfix(t *testing.T) {
 		t.Fatalf("submit: %d", resp.StatusCode)
 	}
 	lb.c.WaitJob(t, "/v1/faxes/"+j.ID, job.Delivered, 30*time.Second, true)
-	m := p.waitMail(t, "ops@example.test", j.ID, 30*time.Second)
-	if !strings.Contains(m.subject, "delivered") || !strings.Contains(m.text, "2 of 2 confirmed") {
-		t.Fatalf("result mail: %q\n%s", m.subject, m.text)
+	m := p.WaitMail(t, "ops@example.test", j.ID, 30*time.Second)
+	if !strings.Contains(m.Subject, "delivered") || !strings.Contains(m.Text, "2 of 2 confirmed") {
+		t.Fatalf("result mail: %q\n%s", m.Subject, m.Text)
 	}
 
 	path := filepath.Join(t.TempDir(), "rx.pdf")
@@ -300,9 +111,9 @@ func TestResultAndFaxMailsThroughPostfix(t *testing.T) {
 		Text: "A fax arrived.", Attachments: []mail.Attachment{{Name: "fax-0301234.pdf", ContentType: "application/pdf", Path: path}}, Ref: "rx_test"}); err != nil {
 		t.Fatal(err)
 	}
-	m = p.waitMail(t, "office@example.test", "Fax from 0301234", 30*time.Second)
-	if !bytes.Equal(m.attachments["fax-0301234.pdf"], pdf) {
-		t.Fatalf("the PDF in the Maildir differs from the one sent (%d bytes, want %d)", len(m.attachments["fax-0301234.pdf"]), len(pdf))
+	m = p.WaitMail(t, "office@example.test", "Fax from 0301234", 30*time.Second)
+	if !bytes.Equal(m.Attachments["fax-0301234.pdf"], pdf) {
+		t.Fatalf("the PDF in the Maildir differs from the one sent (%d bytes, want %d)", len(m.Attachments["fax-0301234.pdf"]), len(pdf))
 	}
 
 	var j2 job.Job
@@ -352,7 +163,7 @@ func swaks(t *testing.T, server string, args ...string) (string, int) {
 // the result goes back to the sender through postfix. Every hostile mail is
 // refused with its reply code, and nothing is queued for it.
 func TestMailToFaxWithSwaks(t *testing.T) {
-	p := startPostfix(t)
+	p := postfix.Start(t)
 	lb := startBox(t, p, func(c *config.Config) {
 		c.SMTPListen.AllowIPs = []string{"192.0.2.0/24"}
 		c.SMTPListen.MaxRecipients = 3
@@ -375,9 +186,9 @@ func TestMailToFaxWithSwaks(t *testing.T) {
 	}
 	id := jobs[0].ID
 	lb.c.WaitJob(t, "/v1/faxes/"+id, job.Delivered, 30*time.Second, true)
-	m := p.waitMail(t, "alice@example.test", id, 30*time.Second)
-	if !strings.Contains(m.subject, "delivered") {
-		t.Fatalf("result mail: %q", m.subject)
+	m := p.WaitMail(t, "alice@example.test", id, 30*time.Second)
+	if !strings.Contains(m.Subject, "delivered") {
+		t.Fatalf("result mail: %q", m.Subject)
 	}
 
 	big := filepath.Join(dir, "big.pdf")

@@ -129,17 +129,24 @@ func getReceived(tx *bolt.Tx, id inbox.ID) (*receivedRecord, error) {
 	return &r, nil
 }
 
+// liveReceived is getReceived for a fax that is not deleted: a deleted one
+// is ErrNotFound.
+func liveReceived(tx *bolt.Tx, id inbox.ID) (*receivedRecord, error) {
+	r, err := getReceived(tx, id)
+	if err == nil && r.Deleted {
+		return nil, ErrNotFound
+	}
+	return r, err
+}
+
 // GetReceived returns received fax id (ErrNotFound when there is none or
 // it was deleted).
 func (s *DB) GetReceived(id inbox.ID) (*inbox.Fax, error) {
 	var f *inbox.Fax
 	err := s.db.View(func(tx *bolt.Tx) error {
-		r, err := getReceived(tx, id)
+		r, err := liveReceived(tx, id)
 		if err != nil {
 			return err
-		}
-		if r.Deleted {
-			return ErrNotFound
 		}
 		f = r.Fax
 		return nil
@@ -152,12 +159,9 @@ func (s *DB) GetReceived(id inbox.ID) (*inbox.Fax, error) {
 func (s *DB) UpdateReceived(id inbox.ID, change func(f *inbox.Fax) error) (*inbox.Fax, error) {
 	var out *inbox.Fax
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		r, err := getReceived(tx, id)
+		r, err := liveReceived(tx, id)
 		if err != nil {
 			return err
-		}
-		if r.Deleted {
-			return ErrNotFound
 		}
 		if err := change(r.Fax); err != nil {
 			return err
@@ -176,12 +180,9 @@ func (s *DB) UpdateReceived(id inbox.ID, change func(f *inbox.Fax) error) (*inbo
 // documents are removed.
 func (s *DB) DeleteReceived(id inbox.ID, now time.Time) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		r, err := getReceived(tx, id)
+		r, err := liveReceived(tx, id)
 		if err != nil {
 			return err
-		}
-		if r.Deleted {
-			return ErrNotFound
 		}
 		r.Deleted, r.DeletedAt = true, &now
 		r.Fax.PDF, r.Fax.TIFF = false, false

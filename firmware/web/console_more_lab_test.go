@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -88,35 +87,17 @@ func seedHealth(t *testing.T, dataDir string) {
 func consoleBox(t *testing.T, mod func(*config.Config)) *testbox.Env {
 	t.Helper()
 	testkit.Require(t, "gs", "tiff2pdf")
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Tokens = []string{testbox.Token}
-	cfg.TestLine.PageTime = job.Duration(50 * time.Millisecond)
-	cfg.LDAP = config.LDAP{URL: "ldap://directory.invalid", BaseDN: "dc=example,dc=com", TTL: config.Duration(time.Hour)}
-	if mod != nil {
-		mod(&cfg)
-	}
-	seedHealth(t, cfg.DataDir)
-	b, err := box.Open(context.Background(), cfg, box.Options{Version: "test", DirectorySource: phoneBook{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { b.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; b.Close() })
-	for i := 0; b.Directory().Status().LastSync == nil; i++ {
-		if i > 500 {
-			t.Fatal("the phone book was never read")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return &testbox.Env{Box: b, C: &testkit.Client{Base: "http://" + ln.Addr().String(), Token: testbox.Token}, Dir: cfg.DataDir}
+	return testbox.StartWith(t, testbox.Options{
+		Config: func(c *config.Config) {
+			c.LDAP = config.LDAP{URL: "ldap://directory.invalid", BaseDN: "dc=example,dc=com", TTL: config.Duration(time.Hour)}
+			if mod != nil {
+				mod(c)
+			}
+		},
+		Before: func(c config.Config) { seedHealth(t, c.DataDir) },
+		Box:    box.Options{DirectorySource: phoneBook{}},
+		Ready:  func(b *box.Box) bool { return b.Directory().Status().LastSync != nil },
+	})
 }
 
 // text is the text of the element with id.
