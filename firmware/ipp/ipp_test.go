@@ -386,7 +386,9 @@ func TestExtraListener(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	testbox.Start(t, func(c *config.Config) { c.IPP.Listen = addr })
+	e := testbox.Start(t, func(c *config.Config) { c.IPP.Listen = addr })
+	// The API answers once Serve runs, which opens ipp.listen first.
+	e.C.Do(t, "GET", "/healthz", nil, "", nil)
 	c := &client{url: "http://" + addr + ipp.Path}
 	_, m := c.do(t, goipp.OpGetPrinterAttributes, nil, nil, nil)
 	if status(m) != goipp.StatusOk || attr(t, m.Printer, "printer-uri-supported").String() != "ipp://"+addr+ipp.Path {
