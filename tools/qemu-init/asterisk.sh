@@ -3,6 +3,7 @@
 # qemu, on Debian's kernel:
 #
 #   tools/qemu-init/asterisk.sh FAXBOX_BINARY (static, linux/amd64) LAB_ROOT [dahdi]
+#   tools/qemu-init/asterisk.sh FAXBOX_BINARY LAB_ROOT dahdi-rx FAX.tif
 #
 # The guest's root is the lab's Asterisk chroot (tools/lab, LAB_ROOT),
 # shared read-only over virtio-9p with a tmpfs overlay on top, so nothing the
@@ -18,10 +19,28 @@
 # no peer) as the box's FXO line group "trunk", dahdi_cfg from S20dahdi and
 # chan_dahdi in Asterisk; FAXBOX-AST-DAHDI-* lines report what Asterisk and
 # faxbox see of it.
+#
+# With "dahdi-rx", a fax is received on a DAHDI port: two dynamic loc spans
+# with the same key (1:0 and 1:1), which dahdi_dynamic_loc joins to each
+# other, its frames carrying the channels' robbed signalling bits. 1:0 is
+# the box's FXO line group "trunk" (channels 1-4, fxs_ks), 1:1 the far
+# end's FXS ports (channels 5-8, fxo_ks) in the same Asterisk: it rings
+# channel 5 (DAHDI/5, which rings channel 1) and sends FAX.tif with SendFAX
+# once the box answers (again, up to 3 calls, while the fax fails). faxbox
+# records the reception; FAXBOX-AST-RX-* lines
+# report it as /v1/inbox shows it (port, status, pages, pdf) and whether its
+# PDF is served. The guest runs the host's tiff2pdf and gs (faxbox's PDF and
+# its check) from the host's /usr, shared read-only over virtio-9p.
 set -euo pipefail
 bin=$1
 lab=$2
 mode=${3:-}
+fax=${4:-}
+case $mode in
+  "" | dahdi) ;;
+  dahdi-rx) [ -f "$fax" ] || { echo "qemu-init: dahdi-rx needs a fax TIFF" >&2; exit 1; } ;;
+  *) echo "qemu-init: unknown mode $mode (dahdi, dahdi-rx)" >&2; exit 1 ;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 [ -f "$lab/.faxbox-lab-ready" ] || { echo "qemu-init: no lab chroot at $lab (make lab-setup)" >&2; exit 1; }
 abi=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-//p' | head -1)
@@ -45,7 +64,7 @@ add() {
   order+=("$path")
 }
 for m in virtio_pci 9pnet_virtio 9p overlay; do add "$m"; done
-if [ "$mode" = dahdi ]; then
+if [ -n "$mode" ]; then
   dm=$(bash "$here/dahdi-modules.sh" "$lab")
   for k in dahdi dahdi_dynamic dahdi_dynamic_loc dahdi_echocan_mg2; do
     for d in $(modinfo -F depends "$dm/$k.ko" | tr ',' ' '); do
@@ -58,7 +77,7 @@ for p in "${order[@]}"; do
   cp "$mods/$p" "$ird/modules/"
   echo "$(basename "$p")" >> "$ird/modules/order"
 done
-if [ "$mode" = dahdi ]; then
+if [ -n "$mode" ]; then
   for k in dahdi dahdi_dynamic dahdi_dynamic_loc dahdi_echocan_mg2; do
     cp "$dm/$k.ko" "$ird/modules/"
     echo "$k.ko" >> "$ird/modules/order"
@@ -77,6 +96,9 @@ done
 /bin/busybox mkdir -p /rw/upper /rw/work
 /bin/busybox mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /newroot || echo "FAXBOX-AST-OVERLAY failed"
 /bin/busybox cp -a /payload/. /newroot/
+if [ -d /newroot/hostusr ]; then
+  /bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,ro hostusr /newroot/hostusr || echo "FAXBOX-AST-9P hostusr failed"
+fi
 /bin/busybox umount /proc /sys
 /bin/busybox mount --move /dev /newroot/dev
 exec /bin/busybox switch_root /newroot /bin/busybox init
@@ -94,6 +116,26 @@ dahdi_cfg_json=""
 if [ "$mode" = dahdi ]; then
   dahdi_cfg_json='"dahdi": {"spans": [{"type": "fxo", "first": 1, "channels": 4, "group": 1, "line_group": "trunk", "dynamic": "loc,1:0"}]},'
   touch "$pay/etc/faxbox/dahdi-test"
+fi
+hostfs=()
+if [ "$mode" = dahdi-rx ]; then
+  dahdi_cfg_json='"dahdi": {"spans": [{"type": "fxo", "first": 1, "channels": 4, "group": 1, "line_group": "trunk", "dynamic": "loc,1:0"},
+    {"type": "fxs", "first": 5, "channels": 4, "group": 2, "dynamic": "loc,1:1"}]},'
+  touch "$pay/etc/faxbox/dahdi-rx"
+  mkdir -p "$pay/usr/share/faxbox-test" "$pay/hostusr"
+  install -m 0644 "$fax" "$pay/usr/share/faxbox-test/fax.tif"
+  # The host's tiff2pdf and gs, run by the host's loader with its libraries.
+  gsver=$(gs --version)
+  for b in tiff2pdf gs; do
+    cat > "$pay/usr/bin/$b" <<WRAP
+#!/bin/sh
+h=/hostusr
+export GS_LIB=\$h/share/ghostscript/$gsver/Resource/Init:\$h/share/ghostscript/$gsver/lib:\$h/share/ghostscript/$gsver/Resource/Font:\$h/share/ghostscript/fonts
+exec \$h/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 --library-path \$h/lib/x86_64-linux-gnu \$h/bin/$b "\$@"
+WRAP
+    chmod 0755 "$pay/usr/bin/$b"
+  done
+  hostfs=(-virtfs "local,path=/usr,mount_tag=hostusr,security_model=passthrough,readonly=on")
 fi
 cat > "$pay/etc/faxbox/faxbox.json" <<JSON
 {
@@ -158,6 +200,58 @@ if [ -f /etc/faxbox/dahdi-test ]; then
   echo "FAXBOX-AST-DAHDI-DOWN $down"
   busybox wget -q -O - --header "Authorization: Bearer $tok" http://127.0.0.1:8080/v1/status 2>/dev/null | busybox tr -d '\n' | grep -o '"dahdi_alarms": *\[[^]]*]' | sed 's/^/FAXBOX-AST-DAHDI-ALARMS /'
 fi
+if [ -f /etc/faxbox/dahdi-rx ]; then
+  ast() { /usr/sbin/asterisk -C /var/lib/faxbox/asterisk/asterisk.conf -rx "$1" 2>/dev/null; }
+  tok=$(sed -n '/"tokens"/{n;p;}' /var/lib/faxbox/faxbox.json | tr -d ' ",')
+  api() { busybox wget -q -O - --header "Authorization: Bearer $tok" "http://127.0.0.1:8080$1" 2>/dev/null | busybox tr -d '\n'; }
+  ast 'dahdi show status' | grep Dynamic | sed 's/^/FAXBOX-AST-RX-SPAN /'
+  for i in $(busybox seq 1 50); do
+    idle=$(api /v1/lines | busybox tr -d ' ' | grep -o '"group":"trunk","index":[0-9],"state":"idle"' | busybox wc -l)
+    [ "$idle" = 4 ] && break
+    sleep 0.2
+  done
+  echo "FAXBOX-AST-RX-IDLE $idle"
+  # The far end: channel 5 rings the box's channel 1 and faxes once
+  # answered (a call file: written beside the spool, then moved in), at
+  # 9600 (V.29). The guest is emulated and DAHDI's software timer runs in
+  # bursts when the host is busy, so the fax's training fails now and then:
+  # like a fax machine, the far end tries again, up to 3 calls.
+  last=""
+  for a in 1 2 3; do
+    call=/var/lib/faxbox/asterisk/spool/rx-test-$a.call
+    {
+      echo 'Channel: DAHDI/5'
+      echo 'CallerID: "REMOTE" <0301234567>'
+      echo 'Setvar: FAXOPT(localstationid)=DAHDI REMOTE'
+      echo 'Setvar: CHANNEL(echocan_mode)=fax'
+      echo 'Setvar: FAXOPT(maxrate)=9600'
+      echo 'Setvar: FAXOPT(modems)=v27,v29'
+      echo 'Application: SendFAX'
+      echo 'Data: /usr/share/faxbox-test/fax.tif'
+      echo 'WaitTime: 30'
+    } > $call
+    chown asterisk:asterisk $call
+    mv $call /var/lib/faxbox/asterisk/spool/outgoing/ && echo "FAXBOX-AST-RX-ORIGINATE DAHDI/5"
+    for i in $(busybox seq 1 160); do
+      rx=$(api '/v1/inbox?limit=1')
+      id=$(echo "$rx" | grep -o '"id": *"rx_[^"]*"' | head -1 | cut -d'"' -f4)
+      [ -n "$id" ] && [ "$id" != "$last" ] && break
+      sleep 0.5
+    done
+    last=$id
+    echo "FAXBOX-AST-RX-CALL $a $(echo "$rx" | grep -o '"status": *"[a-z]*"' | head -1)"
+    echo "$rx" | grep -q '"status": *"received"' && break
+    sleep 2
+  done
+  echo "FAXBOX-AST-RX-INBOX $rx"
+  # One line per field: FAXBOX-AST-RX-<FIELD> <value>.
+  for f in port channel caller_id remote_station_id status pages pdf; do
+    v=$(echo "$rx" | grep -o "\"$f\": *[^,}]*" | head -1 | cut -d: -f2- | sed 's/^ *//; s/"//g')
+    echo "FAXBOX-AST-RX-$(echo "$f" | busybox tr a-z_ A-Z-) $v"
+  done
+  echo "FAXBOX-AST-RX-DOCUMENT $(api "/v1/inbox/$id/document" | busybox head -c 5)"
+  busybox grep -i -E 'fax|dahdi' /var/log/asterisk/messages.log 2>/dev/null | busybox tail -40 | sed 's/^/FAXBOX-AST-RX-LOG /'
+fi
 /etc/init.d/S50asterisk status
 /etc/init.d/S95faxbox status
 busybox poweroff
@@ -176,5 +270,5 @@ chmod +x "$pay"/etc/init.d/*
 (cd "$ird" && find . | cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initrd.gz"
 timeout 300 qemu-system-x86_64 -m 1024 -smp 2 -nic none -nographic -no-reboot \
   -kernel "/boot/vmlinuz-$abi" -initrd "$work/initrd.gz" \
-  -virtfs "local,path=$lab,mount_tag=lab,security_model=passthrough,readonly=on" \
+  -virtfs "local,path=$lab,mount_tag=lab,security_model=passthrough,readonly=on" "${hostfs[@]}" \
   -append "console=ttyS0 quiet panic=-1" </dev/null
