@@ -8,7 +8,6 @@ import (
 	"crypto/subtle"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/firmware/engine"
 	"github.com/faxbox/faxbox/firmware/events"
+	"github.com/faxbox/faxbox/firmware/rules"
 	"github.com/faxbox/faxbox/firmware/store"
 )
 
@@ -59,7 +59,7 @@ type Server struct {
 	// signed URL is accepted.
 	LinkKey []byte
 
-	allow   []*net.IPNet
+	allow   rules.Nets
 	uploads chan struct{} // one slot per submission being read
 }
 
@@ -118,14 +118,7 @@ func (s *Server) Handler() http.Handler {
 		s.Log = slog.Default()
 	}
 	s.uploads = make(chan struct{}, max(s.Cfg.Limits.MaxConcurrentUploads, 1))
-	s.allow = nil
-	for _, c := range s.Cfg.Compat.AllowIPs {
-		if _, n, err := net.ParseCIDR(c); err == nil {
-			s.allow = append(s.allow, n)
-		} else if ip := net.ParseIP(c); ip != nil {
-			s.allow = append(s.allow, &net.IPNet{IP: ip, Mask: net.CIDRMask(len(ip)*8, len(ip)*8)})
-		}
-	}
+	s.allow, _ = rules.ParseNets(s.Cfg.Compat.AllowIPs) // validated with the config
 	mux := http.NewServeMux()
 	for _, rt := range s.Routes() {
 		h := rt.h
@@ -208,19 +201,7 @@ func (s *Server) requireCompat(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func (s *Server) ipAllowed(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	for _, n := range s.allow {
-		if n.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
+func (s *Server) ipAllowed(r *http.Request) bool { return s.allow.ContainsAddr(r.RemoteAddr) }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -36,6 +35,7 @@ import (
 
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/firmware/job"
+	"github.com/faxbox/faxbox/firmware/rules"
 	"github.com/faxbox/faxbox/firmware/store"
 )
 
@@ -79,7 +79,7 @@ type Options struct {
 type Service struct {
 	o     Options
 	log   *slog.Logger
-	allow []*net.IPNet
+	allow rules.Nets
 	spool string
 	// spooling admits limits.max_concurrent_uploads documents into the
 	// spool at once.
@@ -105,13 +105,7 @@ func New(o Options) (*Service, error) {
 		s.log = slog.Default()
 	}
 	s.log = s.log.With("component", "ipp")
-	for _, c := range o.Cfg.IPP.AllowIPs {
-		if _, n, err := net.ParseCIDR(c); err == nil {
-			s.allow = append(s.allow, n)
-		} else if ip := net.ParseIP(c); ip != nil {
-			s.allow = append(s.allow, &net.IPNet{IP: ip, Mask: net.CIDRMask(len(ip)*8, len(ip)*8)})
-		}
-	}
+	s.allow, _ = rules.ParseNets(o.Cfg.IPP.AllowIPs) // validated with the config
 	s.spool = o.SpoolDir
 	if s.spool == "" {
 		return nil, errors.New("ipp: no spool directory")
@@ -241,13 +235,8 @@ func truncate(s string, n int) string {
 // authorized admits clients on ipp.allow_ips and HTTP Basic with an API
 // token as the password (any user name).
 func (s *Service) authorized(r *http.Request) bool {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		ip := net.ParseIP(host)
-		for _, n := range s.allow {
-			if n.Contains(ip) {
-				return true
-			}
-		}
+	if s.allow.ContainsAddr(r.RemoteAddr) {
+		return true
 	}
 	_, pass, ok := r.BasicAuth()
 	if !ok || pass == "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sort"
 	"strconv"
@@ -97,19 +96,7 @@ type jobMeta struct {
 // jobs stay visible, with their number as name).
 const maxMeta = 1000
 
-func (s *Service) allowedAddr(remote string) bool {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	for _, n := range s.allow {
-		if n.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
+func (s *Service) allowedAddr(remote string) bool { return s.allow.ContainsAddr(remote) }
 
 func (s *Service) printJob(rq *request) *response {
 	sp, e := s.jobRequest(rq)

@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/faxbox/faxbox/firmware/config"
+	"github.com/faxbox/faxbox/firmware/rules"
 )
 
 // Submission is a fax job made from a mail: one per recipient number.
@@ -70,7 +71,7 @@ type ListenerConfig struct {
 type Listener struct {
 	cfg   ListenerConfig
 	srv   *smtp.Server
-	allow []*net.IPNet
+	allow rules.Nets
 	log   *slog.Logger
 	sem   chan struct{}
 }
@@ -86,20 +87,11 @@ func NewListener(cfg ListenerConfig) (*Listener, error) {
 		cfg.Log = slog.Default()
 	}
 	l := &Listener{cfg: cfg, log: cfg.Log.With("component", "smtp"), sem: make(chan struct{}, 2)}
-	for _, a := range cfg.AllowIPs {
-		if !strings.Contains(a, "/") {
-			if ip := net.ParseIP(a); ip != nil && ip.To4() != nil {
-				a += "/32"
-			} else {
-				a += "/128"
-			}
-		}
-		_, n, err := net.ParseCIDR(a)
-		if err != nil {
-			return nil, fmt.Errorf("mail: smtp_listen.allow_ips %q: %w", a, err)
-		}
-		l.allow = append(l.allow, n)
+	allow, err := rules.ParseNets(cfg.AllowIPs)
+	if err != nil {
+		return nil, fmt.Errorf("mail: smtp_listen.allow_ips: %w", err)
 	}
+	l.allow = allow
 	s := smtp.NewServer(smtp.BackendFunc(l.newSession))
 	s.Domain = cfg.Domain
 	s.MaxMessageBytes = cfg.MaxMessageBytes
@@ -127,15 +119,6 @@ func (l *Listener) Serve(ln net.Listener) error {
 
 // Close stops the listener and its connections.
 func (l *Listener) Close() error { return l.srv.Close() }
-
-func (l *Listener) allowed(ip net.IP) bool {
-	for _, n := range l.allow {
-		if n.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
 
 func (l *Listener) newSession(c *smtp.Conn) (smtp.Session, error) {
 	s := &session{l: l}
@@ -202,7 +185,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 // Mail takes the envelope sender: refused unless the client is in an allowed
 // network or authenticated; "" (the null sender) gets no result mail.
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
-	if !s.authed && !s.l.allowed(s.ip) {
+	if !s.authed && !s.l.allow.Contains(s.ip) {
 		s.l.log.Warn("smtp: unknown sender refused", "remote", s.ip.String(), "from", from)
 		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required: this network may not send faxes without SMTP AUTH"}
 	}
