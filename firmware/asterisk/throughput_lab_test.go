@@ -74,6 +74,7 @@ func TestThroughputOnRealLab(t *testing.T) {
 			jobs = append(jobs, e.submit(t, 1, testkit.Field("to", "108"), testkit.Field("callback_url", hooks.URL+"/hook")))
 		}
 		call := ""
+		var firstT38 *job.T38Report
 		for i, j := range jobs {
 			got := e.wait(t, j.ID, job.Delivered, 5*time.Minute)
 			a := got.Attempts[len(got.Attempts)-1]
@@ -82,6 +83,15 @@ func TestThroughputOnRealLab(t *testing.T) {
 			}
 			if len(got.Attempts) != 1 || a.Call == "" || a.Call != call || a.PagesSent != 1 || a.Transport != "t38" {
 				t.Errorf("job %d: %d attempts, call %q (first %q), pages %d, transport %s", i, len(got.Attempts), a.Call, call, a.PagesSent, a.Transport)
+			}
+			// Each job's attempt carries the shared call's media report:
+			// its UDPTL streams, the same for all ten.
+			if m := a.Media; m == nil || m.T38 == nil || m.T38.Sent.Packets == 0 || m.T38.Received.Packets == 0 {
+				t.Errorf("job %d: no media report of the call's UDPTL streams: %+v", i, m)
+			} else if firstT38 == nil {
+				firstT38 = m.T38
+			} else if *firstT38 != *m.T38 {
+				t.Errorf("job %d's media report differs from the first job's in the same call: %+v vs %+v", i, *m.T38, *firstT38)
 			}
 		}
 		after, _ := e.l.Calls("108")

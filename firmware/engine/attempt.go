@@ -428,12 +428,23 @@ func (e *Engine) Result(r dialler.Result) {
 		e.log.Warn("engine: result for an unknown attempt", "attempt", r.AttemptID, "code", r.Code)
 		return
 	}
-	e.finishLocked(en, r)
+	e.finishLocked(en, r, e.mediaLocked(r), true)
 	e.kickLocked()
 }
 
-// finishLocked records how en's attempt ended and moves its job on.
-func (e *Engine) finishLocked(en *entry, r dialler.Result) {
+// mediaLocked is the media report of the call whose result r is (nil
+// without a media reporter).
+func (e *Engine) mediaLocked(r dialler.Result) *job.MediaReport {
+	if e.cfg.Media == nil {
+		return nil
+	}
+	return e.cfg.Media.Report(r)
+}
+
+// finishLocked records how en's attempt ended and moves its job on. media
+// is the attempt's call's media report; observe says whether media health
+// learns from this attempt (once per call: a batch call's jobs share it).
+func (e *Engine) finishLocked(en *entry, r dialler.Result, media *job.MediaReport, observe bool) {
 	now := e.cfg.Clock.Now()
 	e.freeLineLocked(en)
 	if en.attemptTIF != "" && en.attemptTIF != filepath.Join(e.cfg.Store.DocDir(en.rec.Job.ID), FaxFile) {
@@ -450,10 +461,8 @@ func (e *Engine) finishLocked(en *entry, r dialler.Result) {
 	j := en.rec.Job
 	evs := lifecycle.Finish(j, r, cancelled, e.policyFor(j), now)
 	if a := j.LastAttempt(); a != nil && a.ID == r.AttemptID {
-		if e.cfg.Media != nil {
-			a.Media = e.cfg.Media.Report(r)
-		}
-		if e.cfg.Health != nil && j.Kind != job.KindCall {
+		a.Media = media
+		if observe && e.cfg.Health != nil && j.Kind != job.KindCall {
 			e.cfg.Health.Observe(j.To, a, !e.settings(j).audioFallback, now)
 		}
 	}

@@ -174,11 +174,24 @@ func (e *Engine) leaveBatchLocked(en *entry) {
 	}
 }
 
-// batchResultLocked ends every job of the call with its share of r.
+// batchResultLocked ends every job of the call with its share of r. Each
+// job's attempt carries the call's media report (one, never changed); media health
+// learns from the call once, through the job the call broke in (the first
+// whose share failed), else the first job.
 func (e *Engine) batchResultLocked(b *batchCall, r dialler.Result) {
-	for _, en := range slices.Clone(b.members) {
+	media := e.mediaLocked(r)
+	members := slices.Clone(b.members)
+	shares := make([]dialler.Result, len(members))
+	learn := 0
+	for i, en := range members {
 		a := en.rec.Job.LastAttempt()
-		e.finishLocked(en, shareOf(r, en.attemptID, a.CallOffset, callPages(en)))
+		shares[i] = shareOf(r, en.attemptID, a.CallOffset, callPages(en))
+		if !shares[i].OK() && shares[learn].OK() {
+			learn = i
+		}
+	}
+	for i, en := range members {
+		e.finishLocked(en, shares[i], media, i == learn)
 	}
 }
 

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,5 +154,61 @@ func TestBatchRestart(t *testing.T) {
 	defer h2.rec.mu.Unlock()
 	if h2.rec.calls != 1 {
 		t.Fatalf("%d calls after the restart; want the two jobs in one call again", h2.rec.calls)
+	}
+}
+
+// callMedia is a MediaReporter that, like the capture's tracker, knows
+// calls by the id the dialler dialled (a batch call's id, not its jobs'
+// attempt ids).
+type callMedia struct{}
+
+func (callMedia) Report(r dialler.Result) *job.MediaReport {
+	return &job.MediaReport{Transport: "t38", Tie: "call " + r.AttemptID}
+}
+
+// observed counts what media health is told.
+type observed struct {
+	mu  sync.Mutex
+	ats []job.Attempt
+}
+
+func (o *observed) AvoidT38(string, time.Time) (bool, string) { return false, "" }
+func (o *observed) Observe(_ string, a *job.Attempt, _ bool, _ time.Time) {
+	o.mu.Lock()
+	o.ats = append(o.ats, *a)
+	o.mu.Unlock()
+}
+
+// TestBatchMediaReport: every job of a batch call carries the call's media
+// report, and media health learns from the call once — through the job
+// the call broke in.
+func TestBatchMediaReport(t *testing.T) {
+	obs := &observed{}
+	h := startWith(t, t.TempDir(), 1, func(c *Config) {
+		batchOf("99990005", 3)(c)
+		c.Media, c.Health = callMedia{}, obs
+	})
+	for _, id := range []string{"x", "y", "z"} {
+		h.submit(t, id, "99990005", 3, 50*time.Millisecond)
+	}
+	var jobs []*job.Job
+	for _, id := range []string{"x", "y", "z"} {
+		jobs = append(jobs, h.wait(t, id, job.Delivered))
+	}
+	for _, j := range jobs {
+		for _, a := range j.Attempts {
+			if a.Call == "" || a.Media == nil || a.Media.Tie != "call "+a.Call {
+				t.Fatalf("job %s attempt %s (call %s): media %+v, want the call's report", j.ID, a.ID, a.Call, a.Media)
+			}
+		}
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	// Two calls (the first broke after x's page 1): two observations.
+	if len(obs.ats) != 2 {
+		t.Fatalf("media health was told %d times for 2 calls", len(obs.ats))
+	}
+	if a := obs.ats[0]; a.ID != jobs[0].Attempts[0].ID || a.Error == nil {
+		t.Fatalf("the broken call is learned through x's failed attempt, got %+v", a)
 	}
 }
