@@ -15,23 +15,29 @@ import (
 	"github.com/faxbox/faxbox/firmware/media/health"
 )
 
-// Asterisk's media port ranges when the configuration names none (the
-// ones rendered into rtp.conf and udptl.conf).
+// Asterisk's media port ranges and SIP port when the configuration names
+// none (the ones rendered into rtp.conf, udptl.conf and pjsip.conf).
 const (
 	defaultRTPStart, defaultRTPEnd     = 10000, 10999
 	defaultUDPTLStart, defaultUDPTLEnd = 4000, 4999
+	defaultSIPPort                     = 5060
 )
 
-// mediaRanges returns the box's Asterisk RTP and UDPTL port ranges.
-func mediaRanges(a *config.Asterisk) (rtp, udptl []capture.PortRange) {
-	rs, re, us, ue := a.RTPStart, a.RTPEnd, a.UDPTLStart, a.UDPTLEnd
+// mediaRanges returns the box's Asterisk RTP and UDPTL port ranges and its
+// SIP port (as a range of one).
+func mediaRanges(a *config.Asterisk) (rtp, udptl, sip []capture.PortRange) {
+	rs, re, us, ue, sp := a.RTPStart, a.RTPEnd, a.UDPTLStart, a.UDPTLEnd, a.SIPPort
 	if rs == 0 {
 		rs, re = defaultRTPStart, defaultRTPEnd
 	}
 	if us == 0 {
 		us, ue = defaultUDPTLStart, defaultUDPTLEnd
 	}
-	return []capture.PortRange{{First: uint16(rs), Last: uint16(re)}}, []capture.PortRange{{First: uint16(us), Last: uint16(ue)}}
+	if sp == 0 {
+		sp = defaultSIPPort
+	}
+	return []capture.PortRange{{First: uint16(rs), Last: uint16(re)}}, []capture.PortRange{{First: uint16(us), Last: uint16(ue)}},
+		[]capture.PortRange{{First: uint16(sp), Last: uint16(sp)}}
 }
 
 // startMedia starts the passive media capture on the box's Asterisk port
@@ -43,9 +49,9 @@ func (b *Box) startMedia(cfg config.Config) engine.MediaReporter {
 	if cfg.Asterisk == nil || b.ami == nil {
 		return nil
 	}
-	rtp, udptl := mediaRanges(cfg.Asterisk)
+	rtp, udptl, sip := mediaRanges(cfg.Asterisk)
 	log := b.Log.With("component", "media")
-	mc := capture.MonitorConfig{UDPTL: udptl, RTP: rtp}
+	mc := capture.MonitorConfig{UDPTL: udptl, RTP: rtp, SIP: sip}
 	c, err := capture.Open(capture.Config{Monitor: mc, Log: log})
 	if err != nil {
 		why := "media capture unavailable: " + err.Error()
@@ -69,7 +75,7 @@ func (b *Box) startMedia(cfg config.Config) engine.MediaReporter {
 		watchFlood(ctx, c.Stats, tick.C, log)
 	}()
 	b.captureStop = func() { cancel(); c.Close(); <-done; <-watched }
-	log.Info("media capture running", "udptl", udptl[0].String(), "rtp", rtp[0].String())
+	log.Info("media capture running", "udptl", udptl[0].String(), "rtp", rtp[0].String(), "sip", sip[0].First)
 	b.media = media.New(media.Config{UDPTL: udptl, RTP: rtp, Log: log}, c, "")
 	return b.media
 }

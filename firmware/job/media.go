@@ -51,9 +51,14 @@ type UDPTLDirection struct {
 	// RedundancyDepth (the most secondary IFPs one datagram carried).
 	LongestBurst    int `json:"longest_burst"`
 	RedundancyDepth int `json:"redundancy_depth"`
-	// LargestDatagram: the longest UDPTL payload, in octets (compare with
-	// the negotiated T38FaxMaxDatagram).
+	// LargestDatagram: the longest UDPTL payload, in octets.
 	LargestDatagram int `json:"largest_datagram"`
+	// MaxDatagram: the negotiated T38FaxMaxDatagram of this direction,
+	// the one the receiving end declared in its SDP (0: no SDP seen, e.g.
+	// SIP over TLS). OverMaxDatagram: LargestDatagram is larger, so the
+	// receiver may have dropped such datagrams.
+	MaxDatagram     int  `json:"max_datagram,omitempty"`
+	OverMaxDatagram bool `json:"over_max_datagram,omitempty"`
 	// PageJitterMS: the interarrival jitter of page-data IFPs (RFC 3550
 	// smoothing), in milliseconds.
 	PageJitterMS float64 `json:"page_jitter_ms"`

@@ -5,7 +5,7 @@
 //
 // How a captured flow is tied to its attempt. Asterisk owns the media
 // sockets and keeps no per-call UDPTL address that the dialplan or the
-// manager interface could read, so the tie is made in two steps:
+// manager interface could read, so the tie is made in steps:
 //
 //  1. The audio. Before SendFAX, the box's dialplan (faxbox-send) publishes
 //     the call's RTP addresses on SIP lines: UserEvent FaxboxMedia with
@@ -13,20 +13,36 @@
 //     CHANNEL(rtp,dest). The box-side RTP port is unique among the calls
 //     up at that moment, so the RTP flows from and to that port, while
 //     the attempt lasts, are the attempt's audio.
-//  2. The switch to T.38, for a call that made it (the attempt's result
-//     says t38, or the switch event came). res_fax's FAXStatus event "T.38
-//     Negotiated" of the same channel (Uniqueid) marks the switch; without
-//     it, the call's last audio packet does. The call's UDPTL stream is
-//     the pair of UDPTL flows on one box-side port whose first packet is
-//     nearest to the switch (from 1 s before to 3 s after it), within the
-//     attempt and claimed by no other attempt. A call through the box back
-//     to itself (the self-test: its far audio end is one of the box's own
-//     RTP ports) takes only a stream between two of the box's own UDPTL
-//     ports (the sending end's: the one that sent more), other calls
-//     never such a stream. Two calls on one box that
-//     switch within the same few milliseconds could be told apart only by
-//     the ports in their SDP, which this does not read (SIP may be
-//     encrypted).
+//  2. The call's SIP dialog, when the capture reads the box's SIP (UDP,
+//     not TLS): the dialog (Call-ID) in which the box's SDP declared that
+//     audio port also carries, after the re-INVITE, each end's m=image
+//     udptl t38 stream. The UDPTL flows on the box's declared port (and,
+//     where it matches, the far end's declared address) within the
+//     attempt are the call's T.38 stream: Tie "rtp-port+sdp". This holds
+//     however many calls switch to T.38 at once.
+//  3. Without the dialog (SIP over TLS; a call through the box back to
+//     itself), the switch to T.38, for a call that made it (the attempt's
+//     result says t38, or the switch event came): res_fax's FAXStatus
+//     event "T.38 Negotiated" of the same channel (Uniqueid) marks the
+//     switch; without it, the call's last audio packet does. The call's
+//     UDPTL stream is the pair of UDPTL flows on one box-side port whose
+//     first packet is nearest to the switch (from 1 s before to 3 s after
+//     it), within the attempt and claimed by no other attempt: Tie
+//     "rtp-port+t38-switch" or "rtp-port+time". A call through the box
+//     back to itself (the self-test: its far audio end is one of the box's
+//     own RTP ports) takes only a stream between two of the box's own
+//     UDPTL ports (the sending end's: the one that sent more), other
+//     calls never such a stream. Two calls that switch within the same
+//     few milliseconds may be told apart wrongly this way.
+//
+// Each UDPTL direction's negotiated T38FaxMaxDatagram (the limit its
+// LargestDatagram is held against) is the one its receiver declared in
+// its SDP: from the dialog; without one, the newest SDP seen on the box's
+// SIP port, from a minute before the FaxboxMedia event to 2 s after the
+// direction's first datagram, whose T.38 stream is at the direction's
+// destination address (or, failing that, its port: an end behind NAT
+// declares an address its datagrams do not arrive at). With SIP over TLS
+// no SDP is seen, and the limit is left out of the report.
 //
 // A report whose call was up while the capture dropped packets (a flood
 // over its rate limit, the kernel's drops, new flows refused; from 5 s
@@ -67,6 +83,24 @@ type Source interface {
 type Dropper interface {
 	DroppedBetween(from, to time.Time) capture.Drops
 }
+
+// Dialogs is a source that also reads the SDPs of the box's SIP messages
+// (a capture.Capture or capture.Monitor watching the SIP port): a call's
+// T.38 stream is then found from its SIP dialog, and a report's UDPTL
+// directions carry their negotiated T38FaxMaxDatagram.
+type Dialogs interface {
+	DialogOf(local netip.AddrPort, from, until time.Time) (capture.Dialog, bool)
+	T38Offer(to netip.AddrPort, from, until time.Time) (capture.Stream, bool)
+}
+
+// The SDP that negotiated a call's T.38 stream comes before the stream's
+// first datagram: in a re-INVITE once the call is up, or, from a trunk
+// that offers T.38 at once, in the first INVITE, a ring's time before the
+// answer.
+const (
+	offerBefore = time.Minute // before the FaxboxMedia event
+	offerAfter  = 2 * time.Second
+)
 
 // dropSlack widens an attempt's window for the drops the capture notes
 // late: the kernel's are read once a second.
@@ -263,9 +297,16 @@ func (t *Tracker) buildLocked(id string, x *tie, end time.Time, t38 bool) *job.M
 	if !t38 && x.t38At.IsZero() {
 		anchor = time.Time{}
 	}
-	if s, r, ok := t.udptlLocked(id, x.seen, anchor, end, t.loop(x)); ok {
-		rep.Transport, rep.Tie = "t38", how
+	s, r, ok := t.dialogStreamLocked(id, x, end, !anchor.IsZero(), rep)
+	if ok {
+		how = "rtp-port+sdp"
+	} else if s, r, ok = t.udptlLocked(id, x.seen, anchor, end, t.loop(x)); ok {
 		rep.T38 = &job.T38Report{Sent: udptlDir(s), Received: udptlDir(r)}
+		t.negotiated(&rep.T38.Sent, s, x.seen)
+		t.negotiated(&rep.T38.Received, r, x.seen)
+	}
+	if ok {
+		rep.Transport, rep.Tie = "t38", how
 		if !x.t38At.IsZero() {
 			ms := firstOf(s, r).Sub(x.t38At).Milliseconds()
 			rep.SwitchToUDPTLMS = &ms
@@ -287,4 +328,26 @@ func (t *Tracker) buildLocked(id string, x *tie, end time.Time, t38 bool) *job.M
 	}
 	rep.CaptureIncomplete, rep.CaptureDropped = dropped > 0, dropped
 	return rep
+}
+
+// negotiated sets d's MaxDatagram from the SDP in which the receiver of
+// flow f (its destination address) declared the stream, when the source
+// saw one.
+func (t *Tracker) negotiated(d *job.UDPTLDirection, f capture.FlowSnapshot, seen time.Time) {
+	o, ok := t.src.(Dialogs)
+	if !ok || f.Packets == 0 {
+		return
+	}
+	if off, found := o.T38Offer(f.Key.Dst, seen.Add(-offerBefore), f.First.Add(offerAfter)); found {
+		limit(d, off)
+	}
+}
+
+// limit holds d against the T38FaxMaxDatagram its receiver declared in
+// stream st (none when it declared none).
+func limit(d *job.UDPTLDirection, st capture.Stream) {
+	if st.MaxDatagram > 0 && d.Packets > 0 {
+		d.MaxDatagram = st.MaxDatagram
+		d.OverMaxDatagram = d.LargestDatagram > st.MaxDatagram
+	}
 }

@@ -71,7 +71,7 @@ func startBox(t *testing.T, name string, base int, logs ...io.Writer) (*testkit.
 func dumpcap(t *testing.T, a *config.Asterisk) (stop func() string) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "media.pcap")
-	filter := fmt.Sprintf("udp and (portrange %d-%d or portrange %d-%d)", a.RTPStart, a.RTPEnd, a.UDPTLStart, a.UDPTLEnd)
+	filter := fmt.Sprintf("udp and (portrange %d-%d or portrange %d-%d or port %d)", a.RTPStart, a.RTPEnd, a.UDPTLStart, a.UDPTLEnd, a.SIPPort)
 	cmd := exec.Command("dumpcap", "-q", "-i", "lo", "-B", "16", "-f", filter, "-w", file)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -115,19 +115,23 @@ func tsharkCount(t *testing.T, file string, a *config.Asterisk, proto, from, to 
 }
 
 // TestLabMediaReport sends real faxes through a faxbox on the lab, two
-// over T.38 (to 100 and 107) and one over G.711 to 101 at once, with dumpcap
-// capturing the same traffic. Every delivered attempt carries a media
+// over T.38 (to 100, with redundancy, and 109, without error correction)
+// and one over G.711 to 101 at once, with dumpcap capturing the same
+// traffic and the box's SIP. Every delivered attempt carries a media
 // report, in the API and in its webhook: the T.38 ones their own UDPTL
 // streams with no gaps and as many datagrams each way as tshark's T.38
-// dissector finds between the same addresses; the G.711 one its RTP
-// streams without loss, with tshark's RTP packet counts.
+// dissector finds between the same addresses, each direction with the
+// T38FaxMaxDatagram its receiver declared in the SDP, as tshark reads it
+// (109, without error correction, declares a size of its own, unlike the
+// box); the G.711 one its RTP streams without loss, with tshark's RTP
+// packet counts.
 func TestLabMediaReport(t *testing.T) {
 	c, a := startBox(t, "mediarep", 39060)
 	rcv := testkit.NewReceiver(t)
 	stop := dumpcap(t, a)
 	var wg sync.WaitGroup
 	jobs := make([]*job.Job, 3)
-	for i, to := range []string{"100", "107", "101"} {
+	for i, to := range []string{"100", "109", "101"} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -147,6 +151,8 @@ func TestLabMediaReport(t *testing.T) {
 		t.FailNow()
 	}
 	udptlPorts := map[string]bool{}
+	offers := testkit.TsharkT38Offers(t, file, a.SIPPort)
+	t.Logf("T.38 streams in the SDPs, by tshark: %v", offers)
 	for i, j := range jobs {
 		a0 := j.LastAttempt()
 		m := a0.Media
@@ -157,9 +163,18 @@ func TestLabMediaReport(t *testing.T) {
 			continue
 		}
 		switch j.To {
-		case "100", "107":
-			if checkT38(t, file, a, m) {
+		case "100":
+			if checkT38(t, file, a, m, [2]int{3, 3}, offers) {
 				udptlPorts[m.T38.Sent.From] = true
+			}
+		case "109":
+			// The box sends with its own redundancy; 109 sends without.
+			if checkT38(t, file, a, m, [2]int{3, 0}, offers) {
+				udptlPorts[m.T38.Sent.From] = true
+				if m.T38.Sent.MaxDatagram == m.T38.Received.MaxDatagram {
+					t.Errorf("109 and the box declared T38FaxMaxDatagram %d and %d; the lab's 109 declares its own size",
+						m.T38.Sent.MaxDatagram, m.T38.Received.MaxDatagram)
+				}
 			}
 		case "101":
 			checkG711(t, file, a, m)
@@ -171,17 +186,27 @@ func TestLabMediaReport(t *testing.T) {
 	}
 }
 
-func checkT38(t *testing.T, file string, a *config.Asterisk, m *job.MediaReport) bool {
+// checkT38 checks a T.38 report on clean loopback: redundancy of depth
+// at most depths (sent, received; 0: none), and on each direction the
+// T38FaxMaxDatagram its receiver declared, as tshark read it in the SDPs
+// (offers).
+func checkT38(t *testing.T, file string, a *config.Asterisk, m *job.MediaReport, depths [2]int, offers map[string]int) bool {
 	t.Helper()
-	if m.Transport != "t38" || m.T38 == nil || m.Tie != "rtp-port+t38-switch" {
+	if m.Transport != "t38" || m.T38 == nil || m.Tie != "rtp-port+sdp" {
 		t.Errorf("T.38 fax: transport %s, tie %s, t38 %v", m.Transport, m.Tie, m.T38)
 		out, _ := exec.Command("tshark", "-n", "-r", file, "-q", "-z", "conv,udp").Output()
 		t.Logf("UDP conversations:\n%s", out)
 		return false
 	}
-	for name, d := range map[string]job.UDPTLDirection{"sent": m.T38.Sent, "received": m.T38.Received} {
-		if d.Gaps != 0 || d.Unrecoverable != 0 || d.Malformed != 0 || d.FCSBad != 0 || d.Packets == 0 || d.RedundancyDepth == 0 || d.LargestDatagram == 0 {
-			t.Errorf("T.38 %s on clean loopback: %+v", name, d)
+	for i, d := range []job.UDPTLDirection{m.T38.Sent, m.T38.Received} {
+		name, depth := []string{"sent", "received"}[i], depths[i]
+		if d.Gaps != 0 || d.Unrecoverable != 0 || d.Malformed != 0 || d.FCSBad != 0 || d.Packets == 0 || d.LargestDatagram == 0 ||
+			(depth == 0) != (d.RedundancyDepth == 0) || d.RedundancyDepth > depth {
+			t.Errorf("T.38 %s on clean loopback (redundancy depth up to %d): %+v", name, depth, d)
+		}
+		if d.MaxDatagram == 0 || d.MaxDatagram != offers[d.To] || d.OverMaxDatagram != (d.LargestDatagram > d.MaxDatagram) {
+			t.Errorf("T.38 %s to %s: negotiated T38FaxMaxDatagram %d (over: %v); tshark's SDP for %s says %d",
+				name, d.To, d.MaxDatagram, d.OverMaxDatagram, d.To, offers[d.To])
 		}
 		if n := tsharkCount(t, file, a, "t38", d.From, d.To); n != d.Packets {
 			t.Errorf("T.38 %s %s>%s: %d datagrams in the report, tshark dissects %d", name, d.From, d.To, d.Packets, n)

@@ -2,6 +2,7 @@ package media
 
 import (
 	"math"
+	"net/netip"
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/job"
@@ -185,3 +186,61 @@ func rtpReport(flows []capture.FlowSnapshot, port uint16) *job.RTPReport {
 }
 
 func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
+
+// dialogStreamLocked finds the call's UDPTL stream from its SIP dialog
+// (see the package doc, step 2) when the call went to T.38 (want) and the
+// source reads the box's SIP; on success it sets rep.T38 with each
+// direction's negotiated T38FaxMaxDatagram and claims the stream for id.
+// A loop call through the box itself is left to udptlLocked.
+func (t *Tracker) dialogStreamLocked(id string, x *tie, end time.Time, want bool, rep *job.MediaReport) (sent, recv capture.FlowSnapshot, ok bool) {
+	dl, isD := t.src.(Dialogs)
+	if !want || !isD || t.loop(x) {
+		return sent, recv, false
+	}
+	d, found := dl.DialogOf(x.rtpLocal, x.seen.Add(-offerBefore), end)
+	if !found {
+		return sent, recv, false
+	}
+	until := end.Add(time.Second)
+	box, okBox := d.Newest(capture.StreamT38, true, until)
+	far, okFar := d.Newest(capture.StreamT38, false, until)
+	if !okBox {
+		return sent, recv, false
+	}
+	port := box.Media.Port()
+	from := x.seen.Add(-time.Second)
+	// The flows on the box's declared port within the call: the newest
+	// each way, the one with the far end's declared address first.
+	better := func(f, cur capture.FlowSnapshot, farAddr netip.AddrPort) bool {
+		if cur.Packets == 0 {
+			return true
+		}
+		if okFar && (f.Key.Src == farAddr || f.Key.Dst == farAddr) != (cur.Key.Src == farAddr || cur.Key.Dst == farAddr) {
+			return f.Key.Src == farAddr || f.Key.Dst == farAddr
+		}
+		return f.First.After(cur.First)
+	}
+	for _, f := range t.src.Flows(func(k capture.FlowKey, kind capture.Kind) bool {
+		return kind == capture.KindUDPTL && (k.Src.Port() == port || k.Dst.Port() == port)
+	}) {
+		if f.First.Before(from) || f.First.After(until) {
+			continue
+		}
+		switch {
+		case f.Key.Src.Port() == port && better(f, sent, far.Media):
+			sent = f
+		case f.Key.Dst.Port() == port && f.Key.Src.Port() != port && better(f, recv, far.Media):
+			recv = f
+		}
+	}
+	if sent.Packets == 0 && recv.Packets == 0 {
+		return sent, recv, false
+	}
+	rep.T38 = &job.T38Report{Sent: udptlDir(sent), Received: udptlDir(recv)}
+	if okFar {
+		limit(&rep.T38.Sent, far)
+	}
+	limit(&rep.T38.Received, box)
+	t.claimed[claim{port, firstOf(sent, recv)}] = id
+	return sent, recv, true
+}

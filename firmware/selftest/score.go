@@ -1,6 +1,7 @@
 package selftest
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 
@@ -69,15 +70,16 @@ type Recommendation struct {
 	Transport string `json:"transport,omitempty"`
 }
 
-// Score rates the path of attempt a (its media report) for a box that
-// negotiated maxDatagram (0: DefaultMaxDatagram). The rules:
+// Score rates the path of attempt a (its media report); maxDatagram (0:
+// DefaultMaxDatagram) is the negotiated T38FaxMaxDatagram of a UDPTL
+// direction whose report has none (no SDP seen). The rules:
 //
 //   - not delivered: 0, failed; delivered without a media report (no
 //     capture, not an IP line): 100, unmeasured.
 //   - T.38: from 100, minus 4 per percent of packets lost, minus 25 per
 //     percent unrecoverable, minus 15 when a burst was longer than the
-//     redundancy depth, minus 10 when a datagram was larger than
-//     maxDatagram, minus 1 per millisecond of page jitter over 30.
+//     redundancy depth, minus 10 when a datagram was larger than its
+//     direction's negotiated T38FaxMaxDatagram, minus 1 per millisecond of page jitter over 30.
 //     Recommended depth: the longest burst plus one (1 on a clean path),
 //     at most 5; recommended T38FaxMaxDatagram: the largest datagram seen,
 //     scaled from the depth seen to the one recommended, 20% headroom,
@@ -140,7 +142,12 @@ func round2(f float64) float64 { return math.Round(f*100) / 100 }
 func (q *Qualification) scoreT38(r *job.T38Report, maxDatagram int) {
 	q.Transport = "t38"
 	var sent, gaps, recovered, unrec int
+	over := ""
 	for _, d := range []job.UDPTLDirection{r.Sent, r.Received} {
+		// The direction's own negotiated limit when its SDP was seen.
+		if limit := cmp.Or(d.MaxDatagram, maxDatagram); d.LargestDatagram > limit && over == "" {
+			over = fmt.Sprintf("a %d-octet datagram from %s, over the negotiated T38FaxMaxDatagram %d", d.LargestDatagram, d.From, limit)
+		}
 		sent += d.Packets + d.Gaps
 		gaps += d.Gaps
 		recovered += d.Recovered
@@ -166,9 +173,9 @@ func (q *Qualification) scoreT38(r *job.T38Report, maxDatagram int) {
 		score -= 15
 		q.Findings = append(q.Findings, fmt.Sprintf("a burst of %d lost packets, longer than the redundancy depth %d", q.LongestBurst, q.RedundancyDepth))
 	}
-	if q.LargestDatagram > maxDatagram {
+	if over != "" {
 		score -= 10
-		q.Findings = append(q.Findings, fmt.Sprintf("a %d-octet datagram, over the negotiated T38FaxMaxDatagram %d", q.LargestDatagram, maxDatagram))
+		q.Findings = append(q.Findings, over)
 	}
 	if q.JitterMS > JitterLimitMS {
 		score -= q.JitterMS - JitterLimitMS

@@ -103,6 +103,26 @@ func TestScoreT38(t *testing.T) {
 	}
 }
 
+// TestScoreNegotiatedDatagram: a direction is held against its own
+// negotiated T38FaxMaxDatagram when its SDP was seen, else the box's.
+func TestScoreNegotiatedDatagram(t *testing.T) {
+	// The far end declared 160: the box's 200-octet datagrams are over it,
+	// though under the box's own 400.
+	q := Score(delivered(t38(
+		job.UDPTLDirection{From: "127.0.0.1:4002", Packets: 900, RedundancyDepth: 3, LargestDatagram: 200, MaxDatagram: 160},
+		job.UDPTLDirection{Packets: 100, RedundancyDepth: 3, LargestDatagram: 60, MaxDatagram: 400})), 400)
+	if q.Score != 90 || len(q.Findings) != 1 || !strings.Contains(q.Findings[0], "200-octet datagram from 127.0.0.1:4002, over the negotiated T38FaxMaxDatagram 160") {
+		t.Fatalf("over the far end's limit: %+v", q)
+	}
+	// The far end declared 1400: 500 octets pass, though over the box's 400.
+	q = Score(delivered(t38(
+		job.UDPTLDirection{Packets: 900, RedundancyDepth: 3, LargestDatagram: 500, MaxDatagram: 1400},
+		job.UDPTLDirection{Packets: 100, RedundancyDepth: 3, LargestDatagram: 60})), 400)
+	if q.Score != 100 || len(q.Findings) != 0 {
+		t.Fatalf("under the far end's limit: %+v", q)
+	}
+}
+
 func TestScoreG711AndUnmeasured(t *testing.T) {
 	rtp := func(lost int, jitter float64) *job.MediaReport {
 		return &job.MediaReport{Transport: "g711", RTP: &job.RTPReport{

@@ -263,10 +263,10 @@ func mediaReports(t *testing.T, p *page) {
 		want []string
 	}{
 		{job.MediaReport{Transport: "t38", SwitchToUDPTLMS: &sw, T38: &job.T38Report{
-			Sent:     job.UDPTLDirection{Packets: 280, LongestBurst: 0, RedundancyDepth: 3, LargestDatagram: 212, PageJitterMS: 1.25},
-			Received: job.UDPTLDirection{Packets: 291, Gaps: 9, Recovered: 6, Unrecoverable: 3, LongestBurst: 4, RedundancyDepth: 3, LargestDatagram: 244, PageJitterMS: 9.2, FCSBad: 1}}},
-			[]string{"T.38 sent: 280 datagrams, 0 lost (0 recovered from redundancy, 0 beyond repair), longest burst 0 against redundancy 3, largest 212 octets, jitter 1.3 ms",
-				"T.38 received: 291 datagrams, 9 lost (6 recovered from redundancy, 3 beyond repair), longest burst 4 against redundancy 3, largest 244 octets, jitter 9.2 ms, 1 bad frames",
+			Sent:     job.UDPTLDirection{Packets: 280, LongestBurst: 0, RedundancyDepth: 3, LargestDatagram: 212, MaxDatagram: 160, OverMaxDatagram: true, PageJitterMS: 1.25},
+			Received: job.UDPTLDirection{Packets: 291, Gaps: 9, Recovered: 6, Unrecoverable: 3, LongestBurst: 4, RedundancyDepth: 3, LargestDatagram: 244, MaxDatagram: 1400, PageJitterMS: 9.2, FCSBad: 1}}},
+			[]string{"T.38 sent: 280 datagrams, 0 lost (0 recovered from redundancy, 0 beyond repair), longest burst 0 against redundancy 3, largest 212 octets — over the 160 the receiver takes, jitter 1.3 ms",
+				"T.38 received: 291 datagrams, 9 lost (6 recovered from redundancy, 3 beyond repair), longest burst 4 against redundancy 3, largest 244 octets of the 1400 the receiver takes, jitter 9.2 ms, 1 bad frames",
 				"switch to T.38 took 120 ms"}},
 		{job.MediaReport{Transport: "g711", RTP: &job.RTPReport{
 			Sent:     job.RTPDirection{Packets: 1500, Expected: 1500, JitterMS: 0.5, MaxJitterMS: 1},

@@ -87,7 +87,8 @@ func startMediaLab(t *testing.T, name string, base, pages int) *mediaLab {
 			m.d.Handle(ev)
 		}
 	}()
-	m.mcfg = MonitorConfig{UDPTL: []PortRange{{uint16(a.UDPTLStart), uint16(a.UDPTLEnd)}}, RTP: []PortRange{{uint16(a.RTPStart), uint16(a.RTPEnd)}}}
+	m.mcfg = MonitorConfig{UDPTL: []PortRange{{uint16(a.UDPTLStart), uint16(a.UDPTLEnd)}}, RTP: []PortRange{{uint16(a.RTPStart), uint16(a.RTPEnd)}},
+		SIP: []PortRange{{uint16(a.SIPPort), uint16(a.SIPPort)}}}
 	return m
 }
 
@@ -117,7 +118,7 @@ func (m *mediaLab) fax(t *testing.T, id, number string, t38 bool) dialler.Result
 func dumpcap(t *testing.T, mc MonitorConfig) (stop func() []byte) {
 	t.Helper()
 	var expr []string
-	for _, r := range append(append([]PortRange(nil), mc.UDPTL...), mc.RTP...) {
+	for _, r := range append(append(append([]PortRange(nil), mc.UDPTL...), mc.RTP...), mc.SIP...) {
 		expr = append(expr, fmt.Sprintf("portrange %d-%d", r.First, r.Last))
 	}
 	file := filepath.Join(t.TempDir(), "dumpcap.pcap")
@@ -211,8 +212,42 @@ func TestLabCapture(t *testing.T) {
 	// What the capture wrote, read by Wireshark's T.38 dissector: the
 	// same datagrams, sequence numbers, IFP types and gap counts.
 	crossCheck(t, "live", mine.Bytes(), m.mcfg)
+	crossCheckSDP(t, c.Monitor, theirs, m.mcfg)
 	if *update {
 		writeTestdata(t, mine.Bytes(), m.mcfg)
+	}
+}
+
+// crossCheckSDP: the T.38 streams and T38FaxMaxDatagram sizes the live
+// capture read in the SDPs on the box's SIP port are the ones tshark's SDP
+// dissector reads in dumpcap's file (two T.38 calls: four streams), and
+// each T.38 call's dialog holds both ends' audio and T.38 streams.
+func crossCheckSDP(t *testing.T, live *Monitor, theirs []byte, mc MonitorConfig) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "sip.pcap")
+	if err := os.WriteFile(file, theirs, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := testkit.TsharkT38Offers(t, file, int(mc.SIP[0].First))
+	got := map[string]int{}
+	calls := 0
+	for _, d := range live.Dialogs() {
+		kinds := map[[2]bool]bool{}
+		for _, s := range d.Streams {
+			kinds[[2]bool{s.Kind == StreamT38, s.Local}] = true
+			if s.Kind == StreamT38 && s.MaxDatagram > 0 {
+				got[s.Media.String()] = s.MaxDatagram
+			}
+		}
+		if kinds[[2]bool{true, true}] || kinds[[2]bool{true, false}] {
+			calls++
+			if len(kinds) != 4 {
+				t.Errorf("dialog %s lacks an end's audio or T.38 stream: %+v", d.CallID, d.Streams)
+			}
+		}
+	}
+	if len(want) != 4 || fmt.Sprint(got) != fmt.Sprint(want) || calls != 2 {
+		t.Errorf("T.38 streams in the SDPs: the capture read %v in %d dialogs, tshark %v; want 4 streams of 2 calls", got, calls, want)
 	}
 }
 

@@ -4,6 +4,12 @@
 // port lies in the box's RTP or UDPTL port range (udptl.conf, rtp.conf),
 // so Asterisk's sockets are untouched and nothing else reaches faxbox.
 //
+// The box's SIP port passes too (SIP over UDP): a Monitor reads only the
+// Call-ID and the SDP of its messages (ScanSDP): which audio and T.38
+// streams each end declared in one dialog, and each T.38 stream's
+// T38FaxMaxDatagram (Monitor.DialogOf, Monitor.T38Offer), in a bounded
+// table of the 256 dialogs seen last.
+//
 // A Monitor splits the datagrams into flows (one direction of an address
 // pair) and keeps per-flow statistics: UDPTL with package udptl, RTP with
 // package rtpstat. Its memory is bounded: a fixed table of flows (a new

@@ -66,6 +66,7 @@ type FlowSnapshot struct {
 type Counters struct {
 	Packets      uint64 // IP packets handed to the monitor
 	Dispatched   uint64 // to a UDPTL or RTP flow
+	Signalling   uint64 // SIP datagrams read for their SDP
 	Ignored      uint64 // not UDP, a fragment, or no port in a range
 	Malformed    uint64 // truncated IP/UDP headers
 	RateDropped  uint64 // over the packet rate limit, not looked at
@@ -83,6 +84,11 @@ type MonitorConfig struct {
 	// UDPTL and RTP are the box's Asterisk port ranges (udptl.conf,
 	// rtp.conf): a datagram with either port in a range is that kind.
 	UDPTL, RTP []PortRange
+	// SIP is the box's SIP signalling port (pjsip.conf's UDP transport):
+	// the SDPs of its messages tell which audio and T.38 streams belong
+	// to one call, and each T.38 stream's negotiated T38FaxMaxDatagram
+	// (Monitor.DialogOf, Monitor.T38Offer). Optional.
+	SIP []PortRange
 	// T38Version is the T38FaxVersion the box negotiates (Asterisk: 0).
 	T38Version udptl.Version
 	// MaxFlows bounds the flow table (default 256). A new flow while it
@@ -124,13 +130,14 @@ type flow struct {
 type Monitor struct {
 	cfg MonitorConfig
 
-	mu     sync.Mutex
-	flows  map[FlowKey]*flow
-	pkt    udptl.Packet // reused by Handle
-	c      Counters
-	tokens float64
-	refill time.Time
-	drops  dropLog
+	mu      sync.Mutex
+	flows   map[FlowKey]*flow
+	pkt     udptl.Packet // reused by Handle
+	c       Counters
+	tokens  float64
+	refill  time.Time
+	drops   dropLog
+	dialogs dialogs
 }
 
 // NewMonitor returns a monitor for cfg (defaults filled in).
@@ -150,7 +157,7 @@ func NewMonitor(cfg MonitorConfig) *Monitor {
 	if cfg.Burst <= 0 {
 		cfg.Burst = 2000
 	}
-	return &Monitor{cfg: cfg, flows: map[FlowKey]*flow{}, tokens: float64(cfg.Burst)}
+	return &Monitor{cfg: cfg, flows: map[FlowKey]*flow{}, tokens: float64(cfg.Burst), dialogs: dialogs{}}
 }
 
 // allow takes a token of the rate limiter at time now.
@@ -197,6 +204,11 @@ func (m *Monitor) Handle(b []byte, at time.Time) {
 		return
 	case badHeader:
 		m.c.Malformed++
+		return
+	}
+	if inRanges(m.cfg.SIP, key.Src.Port()) || inRanges(m.cfg.SIP, key.Dst.Port()) {
+		m.c.Signalling++
+		m.dialogs.add(ScanSDP(payload), inRanges(m.cfg.SIP, key.Src.Port()), at)
 		return
 	}
 	kind := m.kind(key)

@@ -71,7 +71,7 @@ func Open(cfg Config) (*Capture, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	prog, err := Filter(append(append([]PortRange(nil), cfg.Monitor.UDPTL...), cfg.Monitor.RTP...))
+	prog, err := Filter(append(append(append([]PortRange(nil), cfg.Monitor.UDPTL...), cfg.Monitor.RTP...), cfg.Monitor.SIP...))
 	if err != nil {
 		return nil, err
 	}

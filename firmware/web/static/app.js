@@ -1015,8 +1015,9 @@ $("details-close").addEventListener("click", () => $("details").close());
 // mediaWords tells an attempt's media report (SIP lines) in words, a line
 // per direction: for T.38 the UDPTL datagrams, the sequence gaps and how
 // many the redundancy or FEC recovered, the longest burst against the
-// redundancy depth, the largest datagram and the page-data jitter; for
-// G.711 the RTP packets, loss and jitter.
+// redundancy depth, the largest datagram against the T38FaxMaxDatagram the
+// receiver declared, and the page-data jitter; for G.711 the RTP packets,
+// loss and jitter.
 function mediaWords(m) {
   if (!m) return [];
   if (m.unavailable) return ["not measured: " + m.unavailable];
@@ -1025,7 +1026,9 @@ function mediaWords(m) {
   if (m.t38) {
     const t = (d) => d.packets + " datagrams, " + d.gaps + " lost (" + d.recovered + " recovered from redundancy, " +
       d.unrecoverable + " beyond repair), longest burst " + d.longest_burst + " against redundancy " + d.redundancy_depth +
-      ", largest " + d.largest_datagram + " octets, jitter " + (d.page_jitter_ms || 0).toFixed(1) + " ms" +
+      ", largest " + d.largest_datagram + " octets" +
+      (d.max_datagram ? (d.over_max_datagram ? " — over" : " of") + " the " + d.max_datagram + " the receiver takes" : "") +
+      ", jitter " + (d.page_jitter_ms || 0).toFixed(1) + " ms" +
       (d.malformed ? ", " + d.malformed + " malformed" : "") + (d.fcs_bad ? ", " + d.fcs_bad + " bad frames" : "");
     dir("T.38 sent", m.t38.sent, t);
     dir("T.38 received", m.t38.received, t);
