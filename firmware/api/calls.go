@@ -239,10 +239,16 @@ func (s *Server) readCallJSON(r *http.Request) ([]byte, CallRequest, *Error) {
 	return body, req, nil
 }
 
-// submitCall stores a call job (idempotent by client_ref) and answers.
+// submitCall stores a call job (idempotent by client_ref) and answers. A
+// job that is not stored (its client_ref's call exists, or the store
+// failed) leaves no files: its documents directory (an uploaded
+// recording's) is removed.
 func (s *Server) submitCall(w http.ResponseWriter, j *job.Job, content string) {
 	rec := &store.Record{Job: j, Hash: contentHash(map[string]string{"call": content}, nil)}
 	got, err := s.Store.Create(rec)
+	if err != nil {
+		s.Store.RemoveDocuments(j.ID)
+	}
 	if errors.Is(err, store.ErrRefExists) {
 		if got.Hash != rec.Hash {
 			writeErr(w, errf(http.StatusConflict, "client_ref_conflict", "client_ref", "client_ref "+strconv.Quote(j.ClientRef)+" was used for a call with other content ("+got.Job.ID+")"))

@@ -424,3 +424,37 @@ func TestSlowBodyCut(t *testing.T) {
 		}
 	}
 }
+
+// A multipart call repeated with its client_ref is answered with the
+// stored call and leaves no second copy of its recording; a client_ref
+// reused for other content is refused, also without a copy.
+func TestCallRecordingRepeatLeavesNoCopy(t *testing.T) {
+	e := testbox.Start(t, nil)
+	parts := func(say string) []testkit.Part {
+		p := []testkit.Part{testkit.Field("kind", "message"), testkit.Field("to", "99990001"), testkit.Field("client_ref", "rec-1"),
+			testkit.File("play", "a.wav", wav())}
+		if say != "" {
+			p = append(p, testkit.Field("agent", say))
+		}
+		return p
+	}
+	var first job.Job
+	if resp := e.C.Submit(t, "/v1/calls", &first, parts("")...); resp.StatusCode != 202 {
+		t.Fatalf("first call: HTTP %d", resp.StatusCode)
+	}
+	var again job.Job
+	if resp := e.C.Submit(t, "/v1/calls", &again, parts("")...); resp.StatusCode != 200 || again.ID != first.ID {
+		t.Fatalf("repeat: HTTP %d, id %s (first %s)", resp.StatusCode, again.ID, first.ID)
+	}
+	var er apiErr
+	resp := e.C.Submit(t, "/v1/calls", &er, parts("99990002")...)
+	expectErr(t, "client_ref reused", resp, er, 409, "client_ref_conflict", "client_ref")
+	entries, _ := os.ReadDir(filepath.Join(e.Dir, "documents"))
+	if len(entries) != 1 || entries[0].Name() != first.ID {
+		var names []string
+		for _, d := range entries {
+			names = append(names, d.Name())
+		}
+		t.Fatalf("document directories %v; want only the stored call's %s", names, first.ID)
+	}
+}
