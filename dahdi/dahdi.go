@@ -42,6 +42,31 @@ type Span struct {
 	// span's channels (FXO and E1; FXS ports serve local devices and are
 	// never dialled out on). Default "dahdi<group>".
 	LineGroup string `json:"line_group,omitempty"`
+	// PRI is the side an E1 span takes in ISDN PRI signalling: cpe (the
+	// default) on a line from the telephone company or a PBX's network
+	// port, net on a PBX's E1 trunk port (the box then acts as the network).
+	PRI PRISide `json:"pri,omitempty"`
+}
+
+// PRISide is the ISDN PRI side of an E1 span (chan_dahdi's signalling).
+type PRISide string
+
+// The PRI sides: the box as the subscriber's equipment or as the network.
+const (
+	PRICPE PRISide = "cpe" // signalling = pri_cpe (the default)
+	PRINet PRISide = "net" // signalling = pri_net
+)
+
+// signalling returns chan_dahdi's signalling for an E1 span on side p
+// ("" is cpe); ok is false for any other side.
+func (p PRISide) signalling() (sig string, ok bool) {
+	switch p {
+	case "", PRICPE:
+		return "pri_cpe", true
+	case PRINet:
+		return "pri_net", true
+	}
+	return "", false
 }
 
 // channels returns the span's first and last channel and how many of them
@@ -105,6 +130,9 @@ func (c *Config) validate() error {
 		}
 		if s.Type == "e1" && (s.Timing < 0 || s.Timing > len(c.Spans)) {
 			errs = append(errs, fmt.Errorf("dahdi: span %d: timing %d: 0 (master) or a clock priority up to the span count", i+1, s.Timing))
+		}
+		if _, ok := s.PRI.signalling(); !ok || (s.PRI != "" && s.Type != "e1") {
+			errs = append(errs, fmt.Errorf("dahdi: span %d: pri %q: cpe or net, on an e1 span only", i+1, s.PRI))
 		}
 		for ch := s.First; ch < s.First+n; ch++ {
 			if used[ch] {
@@ -221,9 +249,18 @@ func Render(c Config) (systemConf, chanDahdi []byte, err error) {
 				crc = ",crc4"
 			}
 			b1, b2 := rng(s.First, s.First+14), rng(s.First+16, s.First+30)
-			fmt.Fprintf(&sys, "\n# E1 PRI span\nspan = %d,%d,0,ccs,hdb3%s\nbchan = %s,%s\ndchan = %d\nechocanceller = %s,%s,%s\n",
-				span, s.Timing, crc, b1, b2, s.First+15, c.EchoCan, b1, b2)
-			fmt.Fprintf(&ch, "\n; E1 PRI span %d\nsignalling = pri_cpe\nswitchtype = euroisdn\nresetinterval = never\ngroup = %d\nchannel => %s,%s\n", span, s.Group, b1, b2)
+			// dahdi_cfg applies span lines before it creates the dynamic
+			// spans, so a span line for a dynamic span fails (no such span);
+			// a dynamic span takes no line config anyway (its framing is
+			// the frames it exchanges) and its timing is in its dynamic line.
+			spanLine := fmt.Sprintf("span = %d,%d,0,ccs,hdb3%s", span, s.Timing, crc)
+			if s.Dynamic != "" {
+				spanLine = fmt.Sprintf("# span %d is dynamic (%s): no span line", span, s.Dynamic)
+			}
+			sig, _ := s.PRI.signalling()
+			fmt.Fprintf(&sys, "\n# E1 PRI span\n%s\nbchan = %s,%s\ndchan = %d\nechocanceller = %s,%s,%s\n",
+				spanLine, b1, b2, s.First+15, c.EchoCan, b1, b2)
+			fmt.Fprintf(&ch, "\n; E1 PRI span %d\nsignalling = %s\nswitchtype = euroisdn\nresetinterval = never\ngroup = %d\nchannel => %s,%s\n", span, sig, s.Group, b1, b2)
 		}
 	}
 	return sys.Bytes(), ch.Bytes(), nil

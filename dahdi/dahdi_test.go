@@ -1,6 +1,7 @@
 package dahdi
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
 	"reflect"
@@ -128,5 +129,62 @@ func TestDown(t *testing.T) {
 	s.Handle(ami.Message{{Key: "Event", Value: "Alarm"}, {Key: "DAHDIChannel", Value: "9"}, {Key: "Alarm", Value: "Yellow Alarm"}})
 	if d := s.Down(layout); !reflect.DeepEqual(d, map[string]int{"analog": 1, "dahdi2": 1}) {
 		t.Fatalf("down %v", d)
+	}
+}
+
+// TestPRISide renders an E1's PRI side (cpe by default, net on request)
+// and refuses any other side, or a side on a span that is not an E1.
+func TestPRISide(t *testing.T) {
+	for side, want := range map[PRISide]string{"": "signalling = pri_cpe\n", PRICPE: "signalling = pri_cpe\n", PRINet: "signalling = pri_net\n"} {
+		_, ch, err := Render(Config{Spans: []Span{{Type: "e1", First: 1, Group: 1, PRI: side}}})
+		if err != nil {
+			t.Fatalf("pri %q: %v", side, err)
+		}
+		if !strings.Contains(string(ch), want) || strings.Count(string(ch), "signalling = ") != 1 {
+			t.Errorf("pri %q: chan_dahdi.conf lacks %q:\n%s", side, want, ch)
+		}
+	}
+	for name, sp := range map[string]Span{
+		"unknown side": {Type: "e1", First: 1, PRI: "network"},
+		"upper case":   {Type: "e1", First: 1, PRI: "NET"},
+		"on fxo":       {Type: "fxo", First: 1, Channels: 4, PRI: PRICPE},
+	} {
+		err := Config{Spans: []Span{sp}}.Validate()
+		if err == nil || !strings.Contains(err.Error(), `pri "`) {
+			t.Errorf("%s: %v, want a pri error", name, err)
+		}
+	}
+	var sp Span
+	if err := json.Unmarshal([]byte(`{"type": "e1", "first": 32, "pri": "net"}`), &sp); err != nil || sp.PRI != PRINet {
+		t.Fatalf("json pri: %+v %v", sp, err)
+	}
+}
+
+// TestDynamicE1 renders two E1 spans on joined loopback dynamic spans (a
+// box and its far end): a dynamic line of 31 channels each, no span line
+// (dahdi_cfg would apply it before the span exists), the D-channel on
+// timeslot 16 of each, the far end on the network side.
+func TestDynamicE1(t *testing.T) {
+	sys, ch, err := Render(Config{Spans: []Span{
+		{Type: "e1", First: 1, Group: 1, LineGroup: "trunk", Dynamic: "loc,1:0", PRI: PRICPE},
+		{Type: "e1", First: 32, Group: 2, Dynamic: "loc,1:1", PRI: PRINet},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, c := string(sys), string(ch)
+	for _, want := range []string{"dynamic = loc,1:0,31,0\n", "dynamic = loc,1:1,31,0\n", "bchan = 1-15,17-31\n", "dchan = 16\n", "bchan = 32-46,48-62\n", "dchan = 47\n"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("system.conf lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "\nspan =") {
+		t.Errorf("system.conf has a span line for a dynamic span:\n%s", s)
+	}
+	for _, want := range []string{"signalling = pri_cpe\nswitchtype = euroisdn\nresetinterval = never\ngroup = 1\nchannel => 1-15,17-31\n",
+		"signalling = pri_net\nswitchtype = euroisdn\nresetinterval = never\ngroup = 2\nchannel => 32-46,48-62\n"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("chan_dahdi.conf lacks %q:\n%s", want, c)
+		}
 	}
 }

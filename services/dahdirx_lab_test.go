@@ -29,18 +29,7 @@ import (
 // checks its PDF, and serves it.
 func TestDAHDIReceiveInQemu(t *testing.T) {
 	bin := labFaxbox(t)
-	testkit.Require(t, "gs", "tiff2pdf")
-	dir := t.TempDir()
-	src := filepath.Join(dir, "doc.pdf")
-	if err := os.WriteFile(src, testkit.PDF(t, 2), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tif := filepath.Join(dir, "fax.tif")
-	pages, err := convert.New(convert.Config{}).Convert(context.Background(), []convert.Input{{Path: src, Type: convert.PDF}}, tif,
-		convert.Options{Resolution: "standard", PageSize: "a4"})
-	if err != nil || pages != 2 {
-		t.Fatalf("convert: %d pages, %v", pages, err)
-	}
+	tif := farEndFax(t)
 	// The serial console ends its lines with \r\n.
 	console := strings.ReplaceAll(boot(t, "asterisk.sh", bin, lab.Root(), "dahdi-rx", tif), "\r", "")
 	// Both spans joined: neither is in alarm, and the box's 4 lines are idle.
@@ -54,4 +43,23 @@ func TestDAHDIReceiveInQemu(t *testing.T) {
 		"FAXBOX-AST-RX-REMOTE-STATION-ID DAHDI REMOTE\n", "FAXBOX-AST-RX-STATUS received\n", "FAXBOX-AST-RX-PAGES 2\n",
 		"FAXBOX-AST-RX-PDF true\n", "FAXBOX-AST-RX-DOCUMENT %PDF-",
 		"FAXBOX-AST-STOP /etc/init.d/S20dahdi ok", "FAXBOX-AST-LEFT 0")
+}
+
+// farEndFax is the 2-page TIFF-F the far end of a qemu receive test sends,
+// made from a PDF by faxbox's converter (real ghostscript).
+func farEndFax(t *testing.T) string {
+	t.Helper()
+	testkit.Require(t, "gs", "tiff2pdf")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "doc.pdf")
+	if err := os.WriteFile(src, testkit.PDF(t, 2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tif := filepath.Join(dir, "fax.tif")
+	pages, err := convert.New(convert.Config{}).Convert(context.Background(), []convert.Input{{Path: src, Type: convert.PDF}}, tif,
+		convert.Options{Resolution: "standard", PageSize: "a4"})
+	if err != nil || pages != 2 {
+		t.Fatalf("convert: %d pages, %v", pages, err)
+	}
+	return tif
 }

@@ -4,6 +4,7 @@
 #
 #   tools/qemu-init/asterisk.sh FAXBOX_BINARY (static, linux/amd64) LAB_ROOT [dahdi]
 #   tools/qemu-init/asterisk.sh FAXBOX_BINARY LAB_ROOT dahdi-rx FAX.tif
+#   tools/qemu-init/asterisk.sh FAXBOX_BINARY LAB_ROOT e1-rx FAX.tif
 #
 # The guest's root is the lab's Asterisk chroot (tools/lab, LAB_ROOT),
 # shared read-only over virtio-9p with a tmpfs overlay on top, so nothing the
@@ -31,6 +32,17 @@
 # report it as /v1/inbox shows it (port, status, pages, pdf) and whether its
 # PDF is served. The guest runs the host's tiff2pdf and gs (faxbox's PDF and
 # its check) from the host's /usr, shared read-only over virtio-9p.
+#
+# With "e1-rx", a fax is received on an E1 PRI span by its dialled number
+# (DID): two dynamic loc spans of 31 channels with the same key, joined to
+# each other, both E1 with the D-channel on timeslot 16 (software HDLC in
+# DAHDI's core). 1:0 is the box's line group "trunk" (channels 1-31, PRI
+# cpe), 1:1 the far end (channels 32-62, PRI net) in the same Asterisk. The
+# box receives on inbox.dids 500-599. Once both D-channels are up, the far
+# end calls DAHDI/g2/501 and sends FAX.tif (up to 3 calls, as above); then it
+# calls 499, which the box refuses (unallocated) without a record.
+# FAXBOX-AST-E1-* lines report the spans, the D-channels (pri show spans),
+# the record as /v1/inbox shows it and the refused call.
 set -euo pipefail
 bin=$1
 lab=$2
@@ -38,8 +50,8 @@ mode=${3:-}
 fax=${4:-}
 case $mode in
   "" | dahdi) ;;
-  dahdi-rx) [ -f "$fax" ] || { echo "qemu-init: dahdi-rx needs a fax TIFF" >&2; exit 1; } ;;
-  *) echo "qemu-init: unknown mode $mode (dahdi, dahdi-rx)" >&2; exit 1 ;;
+  dahdi-rx | e1-rx) [ -f "$fax" ] || { echo "qemu-init: $mode needs a fax TIFF" >&2; exit 1; } ;;
+  *) echo "qemu-init: unknown mode $mode (dahdi, dahdi-rx, e1-rx)" >&2; exit 1 ;;
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 [ -f "$lab/.faxbox-lab-ready" ] || { echo "qemu-init: no lab chroot at $lab (make lab-setup)" >&2; exit 1; }
@@ -118,10 +130,118 @@ if [ "$mode" = dahdi ]; then
   touch "$pay/etc/faxbox/dahdi-test"
 fi
 hostfs=()
+if [ "$mode" = e1-rx ]; then
+  dahdi_cfg_json='"dahdi": {"spans": [{"type": "e1", "first": 1, "group": 1, "line_group": "trunk", "dynamic": "loc,1:0", "pri": "cpe"},
+    {"type": "e1", "first": 32, "group": 2, "line_group": "farend", "dynamic": "loc,1:1", "pri": "net"}]},
+  "inbox": {"dids": ["500-599"]},'
+  touch "$pay/etc/faxbox/e1-rx"
+  # Run by rcS once the box is up (sourced: BusyBox sh).
+  cat > "$pay/etc/faxbox/e1-rx.sh" <<'E1RX'
+. /etc/faxbox/rx-lib.sh
+ast 'dahdi show status' | grep Dynamic | sed 's/^/FAXBOX-AST-E1-SPAN /'
+# The D-channels (Q.921 over timeslot 16 of each span) come up on their own.
+for i in $(busybox seq 1 120); do
+  [ "$(ast 'pri show spans' | grep -c 'Up, Active')" = 2 ] && break
+  sleep 0.5
+done
+ast 'pri show spans' | grep . | sed 's/^/FAXBOX-AST-E1-PRI /'
+idle FAXBOX-AST-E1 30
+# The calls' steps (verbose 3: the dialplan's, chan_dahdi's) in a log of their own.
+vlog=/var/log/asterisk/e1-test.log
+ast "logger add channel $vlog notice,warning,error,verbose(3)" >/dev/null
+# The fax to DID 501 over the PRI.
+receive FAXBOX-AST-E1 DAHDI/g2/501 "E1 REMOTE"
+fields FAXBOX-AST-E1 did port channel caller_id remote_station_id status pages transport pdf
+# DID 499 is not in inbox.dids: the box's receive context hangs up
+# unanswered (cause 1, unallocated number) and nothing is recorded.
+before=$(api '/v1/inbox?limit=100' | grep -o '"id": *"rx_' | busybox wc -l)
+from=$(($(busybox wc -l < $vlog) + 1))
+farcall e1-test-r DAHDI/g2/499 "E1 REMOTE" FAXBOX-AST-E1
+for i in $(busybox seq 1 60); do
+  [ -e $spool/outgoing/e1-test-r.call ] || break
+  sleep 0.5
+done
+sleep 5
+all=$(api '/v1/inbox?limit=100')
+echo "FAXBOX-AST-E1-REFUSED-RECORDS $before $(echo "$all" | grep -o '"id": *"rx_' | busybox wc -l) did499=$(echo "$all" | grep -c '"did": *"499"')"
+busybox tail -n +$from $vlog | busybox grep -E '499|hangup|failed|Hangup' | busybox head -20 | sed 's/^/FAXBOX-AST-E1-REFUSED-LOG /'
+busybox grep -i -E 'fax|dahdi|pri|span' /var/log/asterisk/messages.log 2>/dev/null | busybox grep -v 499 | busybox tail -40 | sed 's/^/FAXBOX-AST-E1-LOG /'
+E1RX
+fi
 if [ "$mode" = dahdi-rx ]; then
   dahdi_cfg_json='"dahdi": {"spans": [{"type": "fxo", "first": 1, "channels": 4, "group": 1, "line_group": "trunk", "dynamic": "loc,1:0"},
     {"type": "fxs", "first": 5, "channels": 4, "group": 2, "dynamic": "loc,1:1"}]},'
   touch "$pay/etc/faxbox/dahdi-rx"
+fi
+if [ "$mode" = dahdi-rx ] || [ "$mode" = e1-rx ]; then
+  # What both receive tests run in the guest (sourced: BusyBox sh).
+  cat > "$pay/etc/faxbox/rx-lib.sh" <<'RXLIB'
+ast() { /usr/sbin/asterisk -C /var/lib/faxbox/asterisk/asterisk.conf -rx "$1" 2>/dev/null; }
+tok=$(sed -n '/"tokens"/{n;p;}' /var/lib/faxbox/faxbox.json | tr -d ' ",')
+api() { busybox wget -q -O - --header "Authorization: Bearer $tok" "http://127.0.0.1:8080$1" 2>/dev/null | busybox tr -d '\n'; }
+spool=/var/lib/faxbox/asterisk/spool
+# idle PREFIX N: waits until the box's N "trunk" lines are idle.
+idle() {
+  for i in $(busybox seq 1 100); do
+    n=$(api /v1/lines | busybox tr -d ' ' | grep -o '"group":"trunk","index":[0-9]*,"state":"idle"' | busybox wc -l)
+    [ "$n" = "$2" ] && break
+    sleep 0.2
+  done
+  echo "$1-IDLE $n"
+}
+# farcall NAME CHANNEL STATION PREFIX: the far end dials CHANNEL and faxes
+# the test TIFF at 9600 (V.29) once answered, as STATION (a call file:
+# written beside the spool, then moved in).
+farcall() {
+  f=$spool/$1.call
+  {
+    echo "Channel: $2"
+    echo 'CallerID: "REMOTE" <0301234567>'
+    echo "Setvar: FAXOPT(localstationid)=$3"
+    echo 'Setvar: CHANNEL(echocan_mode)=fax'
+    echo 'Setvar: FAXOPT(maxrate)=9600'
+    echo 'Setvar: FAXOPT(modems)=v27,v29'
+    echo 'Application: SendFAX'
+    echo 'Data: /usr/share/faxbox-test/fax.tif'
+    echo 'WaitTime: 30'
+  } > "$f"
+  chown asterisk:asterisk "$f"
+  mv "$f" $spool/outgoing/ && echo "$4-ORIGINATE $2"
+}
+# receive PREFIX CHANNEL STATION: the far end faxes through CHANNEL. The
+# guest is emulated and DAHDI's software timer runs in bursts when the
+# host is busy, so a fax's training fails now and then: like a fax
+# machine, the far end tries again, up to 3 calls, until the inbox's
+# newest record is received. Sets rx (the record) and id.
+receive() {
+  last=""
+  for a in 1 2 3; do
+    farcall "rx-test-$a" "$2" "$3" "$1"
+    for i in $(busybox seq 1 160); do
+      rx=$(api '/v1/inbox?limit=1')
+      id=$(echo "$rx" | grep -o '"id": *"rx_[^"]*"' | head -1 | cut -d'"' -f4)
+      [ -n "$id" ] && [ "$id" != "$last" ] && break
+      sleep 0.5
+    done
+    last=$id
+    echo "$1-CALL $a $(echo "$rx" | grep -o '"status": *"[a-z]*"' | head -1)"
+    echo "$rx" | grep -q '"status": *"received"' && break
+    sleep 2
+  done
+  echo "$1-INBOX $rx"
+}
+# fields PREFIX FIELD...: a line per field of the record rx,
+# PREFIX-<FIELD> <value>, then the first bytes of its document.
+fields() {
+  p=$1
+  shift
+  for f in "$@"; do
+    v=$(echo "$rx" | grep -o "\"$f\": *[^,}]*" | head -1 | cut -d: -f2- | sed 's/^ *//; s/"//g')
+    echo "$p-$(echo "$f" | busybox tr a-z_ A-Z-) $v"
+  done
+  echo "$p-DOCUMENT $(api "/v1/inbox/$id/document" | busybox head -c 5)"
+}
+RXLIB
   mkdir -p "$pay/usr/share/faxbox-test" "$pay/hostusr"
   install -m 0644 "$fax" "$pay/usr/share/faxbox-test/fax.tif"
   # The host's tiff2pdf and gs, run by the host's loader with its libraries.
@@ -201,56 +321,16 @@ if [ -f /etc/faxbox/dahdi-test ]; then
   busybox wget -q -O - --header "Authorization: Bearer $tok" http://127.0.0.1:8080/v1/status 2>/dev/null | busybox tr -d '\n' | grep -o '"dahdi_alarms": *\[[^]]*]' | sed 's/^/FAXBOX-AST-DAHDI-ALARMS /'
 fi
 if [ -f /etc/faxbox/dahdi-rx ]; then
-  ast() { /usr/sbin/asterisk -C /var/lib/faxbox/asterisk/asterisk.conf -rx "$1" 2>/dev/null; }
-  tok=$(sed -n '/"tokens"/{n;p;}' /var/lib/faxbox/faxbox.json | tr -d ' ",')
-  api() { busybox wget -q -O - --header "Authorization: Bearer $tok" "http://127.0.0.1:8080$1" 2>/dev/null | busybox tr -d '\n'; }
+  . /etc/faxbox/rx-lib.sh
   ast 'dahdi show status' | grep Dynamic | sed 's/^/FAXBOX-AST-RX-SPAN /'
-  for i in $(busybox seq 1 50); do
-    idle=$(api /v1/lines | busybox tr -d ' ' | grep -o '"group":"trunk","index":[0-9],"state":"idle"' | busybox wc -l)
-    [ "$idle" = 4 ] && break
-    sleep 0.2
-  done
-  echo "FAXBOX-AST-RX-IDLE $idle"
-  # The far end: channel 5 rings the box's channel 1 and faxes once
-  # answered (a call file: written beside the spool, then moved in), at
-  # 9600 (V.29). The guest is emulated and DAHDI's software timer runs in
-  # bursts when the host is busy, so the fax's training fails now and then:
-  # like a fax machine, the far end tries again, up to 3 calls.
-  last=""
-  for a in 1 2 3; do
-    call=/var/lib/faxbox/asterisk/spool/rx-test-$a.call
-    {
-      echo 'Channel: DAHDI/5'
-      echo 'CallerID: "REMOTE" <0301234567>'
-      echo 'Setvar: FAXOPT(localstationid)=DAHDI REMOTE'
-      echo 'Setvar: CHANNEL(echocan_mode)=fax'
-      echo 'Setvar: FAXOPT(maxrate)=9600'
-      echo 'Setvar: FAXOPT(modems)=v27,v29'
-      echo 'Application: SendFAX'
-      echo 'Data: /usr/share/faxbox-test/fax.tif'
-      echo 'WaitTime: 30'
-    } > $call
-    chown asterisk:asterisk $call
-    mv $call /var/lib/faxbox/asterisk/spool/outgoing/ && echo "FAXBOX-AST-RX-ORIGINATE DAHDI/5"
-    for i in $(busybox seq 1 160); do
-      rx=$(api '/v1/inbox?limit=1')
-      id=$(echo "$rx" | grep -o '"id": *"rx_[^"]*"' | head -1 | cut -d'"' -f4)
-      [ -n "$id" ] && [ "$id" != "$last" ] && break
-      sleep 0.5
-    done
-    last=$id
-    echo "FAXBOX-AST-RX-CALL $a $(echo "$rx" | grep -o '"status": *"[a-z]*"' | head -1)"
-    echo "$rx" | grep -q '"status": *"received"' && break
-    sleep 2
-  done
-  echo "FAXBOX-AST-RX-INBOX $rx"
-  # One line per field: FAXBOX-AST-RX-<FIELD> <value>.
-  for f in port channel caller_id remote_station_id status pages pdf; do
-    v=$(echo "$rx" | grep -o "\"$f\": *[^,}]*" | head -1 | cut -d: -f2- | sed 's/^ *//; s/"//g')
-    echo "FAXBOX-AST-RX-$(echo "$f" | busybox tr a-z_ A-Z-) $v"
-  done
-  echo "FAXBOX-AST-RX-DOCUMENT $(api "/v1/inbox/$id/document" | busybox head -c 5)"
+  idle FAXBOX-AST-RX 4
+  # The far end: channel 5 rings the box's channel 1.
+  receive FAXBOX-AST-RX DAHDI/5 "DAHDI REMOTE"
+  fields FAXBOX-AST-RX port channel caller_id remote_station_id status pages pdf
   busybox grep -i -E 'fax|dahdi' /var/log/asterisk/messages.log 2>/dev/null | busybox tail -40 | sed 's/^/FAXBOX-AST-RX-LOG /'
+fi
+if [ -f /etc/faxbox/e1-rx ]; then
+  . /etc/faxbox/e1-rx.sh
 fi
 /etc/init.d/S50asterisk status
 /etc/init.d/S95faxbox status
@@ -268,7 +348,9 @@ echo "--- end"
 RCK
 chmod +x "$pay"/etc/init.d/*
 (cd "$ird" && find . | cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initrd.gz"
-timeout 300 qemu-system-x86_64 -m 1024 -smp 2 -nic none -nographic -no-reboot \
+limit=300
+[ "$mode" = e1-rx ] && limit=480
+timeout $limit qemu-system-x86_64 -m 1024 -smp 2 -nic none -nographic -no-reboot \
   -kernel "/boot/vmlinuz-$abi" -initrd "$work/initrd.gz" \
   -virtfs "local,path=$lab,mount_tag=lab,security_model=passthrough,readonly=on" "${hostfs[@]}" \
   -append "console=ttyS0 quiet panic=-1" </dev/null
