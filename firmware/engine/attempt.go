@@ -13,6 +13,7 @@ import (
 	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/firmware/lifecycle"
 	"github.com/faxbox/faxbox/firmware/scheduler"
+	"github.com/faxbox/faxbox/firmware/speech"
 )
 
 // readyLocked puts a converted job in the scheduler, or arms a timer for its
@@ -241,7 +242,7 @@ func (e *Engine) request(j *job.Job, a *job.Attempt) dialler.Request {
 		req.To = j.CallNumber(a.N)
 		req.Call = &dialler.CallSpec{Kind: j.Call.Kind, Agent: j.Call.Agent, Repeat: j.Call.Repeat, ConfirmDigit: j.Call.ConfirmDigit}
 		if j.Call.Say != "" || j.Call.Play != "" {
-			req.Call.Sound = filepath.Join(e.cfg.Store.DocDir(j.ID), "message")
+			req.Call.Sound = speech.Sound(e.cfg.Store.DocDir(j.ID))
 		}
 		return req
 	}

@@ -24,8 +24,15 @@ import (
 const Timeout = time.Minute
 
 // MessageFile is the name of a message call's rendered audio in the job's
-// document directory; Asterisk plays it as that directory's "message".
+// document directory; Asterisk plays it by Sound's name.
 const MessageFile = "message.wav"
+
+// Sound is the name Asterisk plays a message call's audio in document
+// directory dir by: MessageFile without its extension (Playback picks the
+// file by its format).
+func Sound(dir string) string {
+	return filepath.Join(dir, strings.TrimSuffix(MessageFile, filepath.Ext(MessageFile)))
+}
 
 // ErrNoSpeaker: neither espeak-ng nor espeak (Buildroot packages the
 // latter) is installed.

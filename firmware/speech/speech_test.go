@@ -190,3 +190,14 @@ func TestMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestSound: Asterisk's name for the message is the rendered file's,
+// without its extension.
+func TestSound(t *testing.T) {
+	if got := Sound("/data/documents/fx_1"); got != "/data/documents/fx_1/message" {
+		t.Fatalf("Sound = %q", got)
+	}
+	if dir := t.TempDir(); Sound(dir)+filepath.Ext(MessageFile) != filepath.Join(dir, MessageFile) {
+		t.Fatalf("Sound(%s) does not name %s", dir, MessageFile)
+	}
+}
