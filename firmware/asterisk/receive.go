@@ -95,6 +95,38 @@ func (r *Receiver) KeptAll(ctx context.Context) ([]inbox.Reception, error) {
 	return out, nil
 }
 
+// forgetBatch bounds the keys one Forget call deletes with one Local
+// channel (the list is a channel variable).
+const forgetBatch = 50
+
+// Forget deletes the results kept in AstDB for receptions uids, so later
+// starts do not list them again. faxbox's manager user has no system class
+// (no DBDel), so it originates Local/forget@faxbox-forget with the keys in
+// FAXBOX_FORGET, and the box's dialplan deletes them before it answers.
+// Keys that are not a reception's as the dialplan writes them are left
+// out.
+func (r *Receiver) Forget(ctx context.Context, uids ...string) error {
+	var keys []string
+	for _, uid := range uids {
+		if reUID.MatchString(uid) && !strings.Contains(uid, "..") {
+			keys = append(keys, keptFamily+"/"+uid)
+		}
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), forgetBatch)
+		_, err := r.c.Action(ctx, "Originate",
+			ami.Header{Key: "Channel", Value: "Local/forget@faxbox-forget/n"},
+			ami.Header{Key: "Application", Value: "Wait"}, ami.Header{Key: "Data", Value: "0"},
+			ami.Header{Key: "Timeout", Value: "10000"},
+			ami.Header{Key: "Variable", Value: "FAXBOX_FORGET=" + strings.Join(keys[:n], "&")})
+		if err != nil {
+			return fmt.Errorf("asterisk: forget %d kept receptions: %w", n, err)
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
 func (r *Receiver) parseKept(uid, val string) (inbox.Reception, bool) {
 	f := strings.SplitN(val, "|", keptFields)
 	if len(f) != keptFields || !reUID.MatchString(uid) || strings.Contains(uid, "..") {

@@ -3,6 +3,8 @@ package asterisk
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +108,60 @@ func TestKeptReceptions(t *testing.T) {
 	live, err := r.Live(context.Background())
 	if err != nil || !live["1.9"] || len(live) != 1 {
 		t.Fatalf("Live: %v %v", live, err)
+	}
+}
+
+// originates records the Originate actions a Receiver sends.
+type originates struct {
+	keptManager
+	sent []ami.Message
+}
+
+func (m *originates) Action(_ context.Context, name string, hs ...ami.Header) (ami.Message, error) {
+	if name != "Originate" {
+		return nil, errors.New("unexpected action " + name)
+	}
+	m.sent = append(m.sent, ami.Message(hs))
+	return ami.Message{{Key: "Response", Value: "Success"}}, nil
+}
+
+// TestForget: recorded receptions' kept results are deleted through the
+// faxbox-forget context, 50 keys per Local channel; a key that is not a
+// reception's as the dialplan writes it is never sent.
+func TestForget(t *testing.T) {
+	m := &originates{}
+	r := NewReceiver(m, "/var/spool/asterisk/fax")
+	uids := []string{"1796281539.4", "../etc", "a\r\nAction: Command", "x&faxbox-result/fx_1", ""}
+	for i := range 120 {
+		uids = append(uids, fmt.Sprintf("1796281600.%d", i))
+	}
+	if err := r.Forget(context.Background(), uids...); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.sent) != 3 {
+		t.Fatalf("%d originates for 121 keys, want 3 (50 a channel)", len(m.sent))
+	}
+	var keys []string
+	for _, o := range m.sent {
+		if o.Get("Channel") != "Local/forget@faxbox-forget/n" || o.Get("Application") != "Wait" {
+			t.Errorf("originate %v", o)
+		}
+		v, ok := strings.CutPrefix(o.Get("Variable"), "FAXBOX_FORGET=")
+		if !ok {
+			t.Fatalf("no FAXBOX_FORGET in %v", o)
+		}
+		keys = append(keys, strings.Split(v, "&")...)
+	}
+	if len(keys) != 121 || keys[0] != "faxbox-rx/1796281539.4" || keys[120] != "faxbox-rx/1796281600.119" {
+		t.Fatalf("keys %d: first %q, last %q", len(keys), keys[0], keys[len(keys)-1])
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "faxbox-rx/17962816") && k != "faxbox-rx/1796281539.4" {
+			t.Errorf("key %q sent", k)
+		}
+	}
+	m.sent = nil
+	if err := r.Forget(context.Background(), "../x"); err != nil || len(m.sent) != 0 {
+		t.Fatalf("nothing valid to forget: %v, %d originates", err, len(m.sent))
 	}
 }

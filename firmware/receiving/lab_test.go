@@ -275,6 +275,25 @@ func TestReceiveRealFaxes(t *testing.T) {
 	if r.c.Do(t, "GET", "/v1/inbox", nil, "", &l); len(l.Items) != 3 {
 		t.Errorf("a call to 700 was recorded: %d faxes", len(l.Items))
 	}
+	e.noneKept(t)
+}
+
+// noneKept waits until the box's AstDB keeps no reception result: faxbox
+// has forgotten every reception it recorded (through its faxbox-forget
+// context).
+func (e *rxEnv) noneKept(t *testing.T) {
+	t.Helper()
+	var out string
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(300 * time.Millisecond) {
+		var err error
+		if out, err = e.l.Box.CLI("database show faxbox-rx"); err != nil {
+			t.Fatalf("database show: %v", err)
+		}
+		if !strings.Contains(out, "/faxbox-rx/") {
+			return
+		}
+	}
+	t.Errorf("AstDB still keeps results of recorded receptions:\n%s", out)
 }
 
 // faxboxProc is faxbox running as its own process (cmd/faxbox serve).
@@ -420,6 +439,7 @@ func TestReceptionSurvivesKill(t *testing.T) {
 	if len(l.Items) != 2 {
 		t.Errorf("after a third start: %d faxes, want 2", len(l.Items))
 	}
+	e.noneKept(t)
 	p.kill()
 	if err := store.CheckDir(e.cfg.DataDir); err != nil {
 		t.Error(err)

@@ -61,6 +61,13 @@ type Source interface {
 	File(uid string) string
 }
 
+// Forgetter is a Source that can delete the results it kept for
+// receptions that are recorded (Asterisk: from AstDB), so that later
+// starts do not list them again.
+type Forgetter interface {
+	Forget(ctx context.Context, uids ...string) error
+}
+
 // Router routes a received fax after its record is durable (routing
 // rules: webhooks by rule, e-mail, folders). Route must be idempotent: a
 // fax whose Route did not return nil is routed again (by Recover at the
@@ -158,6 +165,7 @@ func (s *Service) Close() {
 func (s *Service) Record(ctx context.Context, rx inbox.Reception, recovered bool) (*inbox.Fax, error) {
 	if id, ok := s.cfg.Store.ReceivedSource(rx.UniqueID); ok {
 		s.removeSource(rx)
+		s.forget(ctx, rx.UniqueID)
 		return s.cfg.Store.GetReceived(id)
 	}
 	s.mu.Lock()
@@ -186,6 +194,7 @@ func (s *Service) Record(ctx context.Context, rx inbox.Reception, recovered bool
 	if have, err := s.cfg.Store.PutReceived(f, s.cfg.Router != nil, ds...); errors.Is(err, store.ErrExists) {
 		os.RemoveAll(dir)
 		s.removeSource(rx)
+		s.forget(ctx, rx.UniqueID)
 		return s.cfg.Store.GetReceived(have)
 	} else if err != nil {
 		os.RemoveAll(dir)
@@ -198,6 +207,7 @@ func (s *Service) Record(ctx context.Context, rx inbox.Reception, recovered bool
 		s.cfg.Bus.Publish(string(inbox.Event), f)
 	}
 	s.removeSource(rx)
+	s.forget(ctx, rx.UniqueID)
 	s.route(ctx, f)
 	return f, nil
 }
@@ -411,6 +421,24 @@ func (s *Service) removeSource(rx inbox.Reception) {
 		s.log.Warn("receiving: cannot remove the recorded TIFF from the receive directory", "file", rx.File, "err", err)
 	}
 }
+
+// forget tells a Forgetter source that receptions uids are recorded (best
+// effort: a result still kept is found recorded at the next start, and
+// forgotten then).
+func (s *Service) forget(ctx context.Context, uids ...string) {
+	f, ok := s.cfg.Source.(Forgetter)
+	if !ok || len(uids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, forgetTimeout)
+	defer cancel()
+	if err := f.Forget(ctx, uids...); err != nil {
+		s.log.Warn("receiving: the kept results of recorded receptions were not deleted; they are listed again at the next start", "receptions", len(uids), "err", err)
+	}
+}
+
+// forgetTimeout bounds one forget (Asterisk: a Local channel per 50).
+const forgetTimeout = 30 * time.Second
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -49,6 +51,28 @@ func (f *fakeSource) KeptAll(context.Context) ([]inbox.Reception, error) {
 		out = append(out, rx)
 	}
 	return out, nil
+}
+
+// Forget deletes kept results, as the box's dialplan does.
+func (f *fakeSource) Forget(_ context.Context, uids ...string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, uid := range uids {
+		delete(f.kept, uid)
+	}
+	return nil
+}
+
+// keptUIDs lists the kept results' keys, sorted.
+func (f *fakeSource) keptUIDs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for uid := range f.kept {
+		out = append(out, uid)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (f *fakeSource) Live(context.Context) (map[string]bool, error) { return f.live, nil }
@@ -187,7 +211,8 @@ func TestRecordPartialAndFailed(t *testing.T) {
 // was kept in AstDB, one Asterisk left without a result, and one still
 // being received; AstDB holds a result without a TIFF, and an old one. All
 // but the live and the old one are recorded, once, however often Recover
-// runs.
+// runs; every kept result but the live reception's is forgotten, the
+// live one's once it is recorded.
 func TestRecover(t *testing.T) {
 	e := newEnv(t, nil)
 	e.writeTIFF(t, "1.1", 2)
@@ -196,8 +221,8 @@ func TestRecover(t *testing.T) {
 	e.src.kept["1.1"] = inbox.Reception{UniqueID: "1.1", File: e.src.File("1.1"), Status: "SUCCESS", Pages: 2, CallerID: "111", Kept: true}
 	e.src.kept["1.4"] = inbox.Reception{UniqueID: "1.4", File: e.src.File("1.4"), Status: "FAILED", Error: "NO_FAX", CallerID: "444",
 		Ended: time.Now(), Kept: true}
-	// AstDB is never cleared: a result without its TIFF from before this
-	// data directory recorded anything belongs to another (or none).
+	// A result without its TIFF from before this data directory recorded
+	// anything belongs to another (or none): forgotten, not recorded.
 	e.src.kept["0.9"] = inbox.Reception{UniqueID: "0.9", File: e.src.File("0.9"), Status: "SUCCESS", Pages: 3,
 		Ended: time.Now().Add(-48 * time.Hour), Kept: true}
 	e.src.live["1.3"] = true
@@ -228,10 +253,17 @@ func TestRecover(t *testing.T) {
 	if _, err := os.Stat(e.src.File("1.3")); err != nil {
 		t.Errorf("the live reception's TIFF: %v", err)
 	}
+	e.src.kept["1.3"] = inbox.Reception{UniqueID: "1.3", File: e.src.File("1.3"), Status: "SUCCESS", Pages: 1, Kept: true}
+	if k := e.src.keptUIDs(); fmt.Sprint(k) != "[1.3]" {
+		t.Errorf("kept results after recovery: %v; want only the live reception's", k)
+	}
 	// Its call ends: the next Recover (a reconnect) records it.
 	delete(e.src.live, "1.3")
 	if n, err := e.s.Recover(context.Background(), e.src.dir); err != nil || n != 1 {
 		t.Fatalf("second recover: %d %v", n, err)
+	}
+	if k := e.src.keptUIDs(); len(k) != 0 {
+		t.Errorf("kept results after the live one was recorded: %v", k)
 	}
 	if n, _ := e.s.Recover(context.Background(), e.src.dir); n != 0 {
 		t.Fatalf("third recover recorded %d", n)

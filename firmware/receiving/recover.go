@@ -17,8 +17,9 @@ import (
 // directory dir and every result kept in AstDB without a record — from the
 // kept result when there is one, else from the TIFF alone (Asterisk stopped
 // during the call). Receptions whose channel is still up are left to their
-// event. It then routes again every fax whose routing did not finish. It
-// returns how many faxes it recorded.
+// event. Kept results of receptions recorded already are forgotten (a
+// Forgetter source). It then routes again every fax whose routing did not
+// finish. It returns how many faxes it recorded.
 func (s *Service) Recover(ctx context.Context, dir string) (int, error) {
 	live, err := s.cfg.Source.Live(ctx)
 	if err != nil {
@@ -30,11 +31,13 @@ func (s *Service) Recover(ctx context.Context, dir string) (int, error) {
 	}
 	since := s.since()
 	byUID := map[string]inbox.Reception{}
+	var done []string // recorded already: their kept results are forgotten
 	for _, rx := range kept {
 		if _, err := os.Stat(rx.File); err != nil && rx.Ended.Before(since) {
-			// AstDB keeps every result (faxbox's manager user may not
-			// delete): one without its TIFF from before this data
-			// directory received anything was recorded elsewhere.
+			// One without its TIFF from before this data directory
+			// received anything was recorded elsewhere (or is from
+			// before faxbox forgot the results it recorded).
+			done = append(done, rx.UniqueID)
 			continue
 		}
 		byUID[rx.UniqueID] = rx
@@ -66,18 +69,21 @@ func (s *Service) Recover(ctx context.Context, dir string) (int, error) {
 			continue // still receiving: its event follows
 		}
 		rx := byUID[uid]
-		if _, done := s.cfg.Store.ReceivedSource(uid); done {
+		if _, recorded := s.cfg.Store.ReceivedSource(uid); recorded {
 			s.removeSource(rx)
+			done = append(done, uid)
 			continue
 		}
 		f, err := s.Record(ctx, rx, true)
 		if err != nil {
+			s.forget(ctx, done...)
 			return n, err
 		}
 		if f != nil {
 			n++
 		}
 	}
+	s.forget(ctx, done...)
 	s.reroute(ctx)
 	return n, nil
 }
