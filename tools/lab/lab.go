@@ -94,6 +94,9 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 		return nil, err
 	}
 	l := Attach(o)
+	if err := reservePorts(l.Opts.BasePort, l.Opts.BasePort+portSpan-1); err != nil {
+		return nil, err
+	}
 	os.RemoveAll(l.Received) // faxes of an earlier run
 	l.Box.kill()
 	l.Remote.kill()
