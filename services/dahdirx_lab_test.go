@@ -28,16 +28,8 @@ import (
 // records the reception with the DAHDI channel as its port, makes and
 // checks its PDF, and serves it.
 func TestDAHDIReceiveInQemu(t *testing.T) {
-	bin := labFaxbox(t)
-	tif := farEndFax(t)
-	// The serial console ends its lines with \r\n.
-	console := strings.ReplaceAll(boot(t, "asterisk.sh", bin, lab.Root(), "dahdi-rx", tif), "\r", "")
-	// Both spans joined: neither is in alarm, and the box's 4 lines are idle.
-	for _, span := range []string{"1 Dynamic 'loc' span at '1:0'", "2 Dynamic 'loc' span at '1:1'"} {
-		if !regexp.MustCompile(`FAXBOX-AST-RX-SPAN +` + regexp.QuoteMeta(span) + ` +OK `).MatchString(console) {
-			t.Errorf("span %s is not up without alarms", span)
-		}
-	}
+	console := bootReceive(t, "dahdi-rx", "FAXBOX-AST-RX")
+	// The box's 4 lines are idle.
 	wantConsole(t, console, "Starting dahdi: OK", "FAXBOX-AST-AMI-CONNECTED yes", "FAXBOX-AST-RX-IDLE 4", "FAXBOX-AST-RX-ORIGINATE DAHDI/5",
 		"FAXBOX-AST-RX-PORT 1\n", "FAXBOX-AST-RX-CHANNEL DAHDI/1-1\n",
 		"FAXBOX-AST-RX-REMOTE-STATION-ID DAHDI REMOTE\n", "FAXBOX-AST-RX-STATUS received\n", "FAXBOX-AST-RX-PAGES 2\n",
@@ -62,4 +54,22 @@ func farEndFax(t *testing.T) string {
 		t.Fatalf("convert: %d pages, %v", pages, err)
 	}
 	return tif
+}
+
+// bootReceive boots the qemu guest in a receive mode (dahdi-rx, e1-rx) with
+// farEndFax as the far end's document and returns its console (lines
+// ending in \n). Both loc spans must be joined: neither in alarm
+// (prefix-SPAN lines).
+func bootReceive(t *testing.T, mode, prefix string) string {
+	t.Helper()
+	bin := labFaxbox(t)
+	tif := farEndFax(t)
+	// The serial console ends its lines with \r\n.
+	console := strings.ReplaceAll(boot(t, "asterisk.sh", bin, lab.Root(), mode, tif), "\r", "")
+	for _, span := range []string{"1 Dynamic 'loc' span at '1:0'", "2 Dynamic 'loc' span at '1:1'"} {
+		if !regexp.MustCompile(prefix + `-SPAN +` + regexp.QuoteMeta(span) + ` +OK `).MatchString(console) {
+			t.Errorf("span %s is not up without alarms", span)
+		}
+	}
+	return console
 }
