@@ -17,7 +17,8 @@
 //	ChannelId: <attempt id>                  (the channel's Uniqueid)
 //
 // with channel variables, every one validated by faxbox before it is sent
-// (see SendVars): FAXBOX_ATTEMPT and FAXBOX_JOB ([a-z0-9_]), FAXBOX_FILE (an
+// (firmware/asterisk): FAXBOX_ATTEMPT and FAXBOX_JOB ([a-z0-9_]), FAXBOX_KEPT
+// (the line, <group>.<n>: [a-z0-9_-] and digits), FAXBOX_FILE (an
 // absolute path of [A-Za-z0-9/._-]), FAXBOX_ECM (yes|no), FAXBOX_MAXRATE
 // (2400…14400), FAXBOX_FALLBACK (yes|no: SendFAX's f, audio fallback),
 // FAXBOX_TIMEOUT (seconds the call may last: a far end that never speaks
@@ -32,10 +33,13 @@
 // because the SendFAX manager event carries no status (the result lives only in FAXOPT()). Values
 // that come from the far end (station id, spandsp texts) pass through
 // FILTER() so that no separator can split or forge a header. The same
-// result is kept in AstDB, faxbox-result/<job> =
-// attempt|status|error|pages|rate|cause|statusstr, for when faxbox or its
-// manager connection was down as the call ended (firmware/asterisk reads it
-// back with DBGet, which the reporting write class allows).
+// result is kept in AstDB per line, faxbox-result/<FAXBOX_KEPT> =
+// attempt|status|error|pages|rate|cause|statusstr, where FAXBOX_KEPT is
+// <group>.<n>, the line the attempt occupies: a line's next fax replaces
+// it, so AstDB holds one result per line, not one per fax. It is there for
+// when faxbox or its manager connection was down as the call ended
+// (firmware/asterisk reads it back with DBGet, which the reporting write
+// class allows, and takes it only if it names the attempt it asks about).
 //
 // # Receiving (faxbox-receive, faxbox-rx)
 //

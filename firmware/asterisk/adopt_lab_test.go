@@ -42,9 +42,9 @@ func TestAdoptedAttempts(t *testing.T) {
 	if b, err := exec.Command("sox", "-n", "-r", "8000", "-c", "1", "-b", "16", sound+".wav", "trim", "0", "6").CombinedOutput(); err != nil {
 		t.Fatalf("sox: %v\n%s", err, b)
 	}
-	fax := dialler.Request{AttemptID: "at_adopt_fax", JobID: "fx_adopt", To: "100", Line: lab.TrunkName,
+	fax := dialler.Request{AttemptID: "at_adopt_fax", JobID: "fx_adopt", To: "100", Line: job.LineAt(lab.TrunkName, 0),
 		Fax: &dialler.FaxSpec{TIFF: tif, FirstPage: 1, Pages: 1, TotalPages: 1, StationID: "FAXBOX LAB", ECM: true, T38: true}}
-	call := dialler.Request{AttemptID: "at_adopt_call", JobID: "cl_adopt", To: "201", Line: lab.TrunkName,
+	call := dialler.Request{AttemptID: "at_adopt_call", JobID: "cl_adopt", To: "201", Line: job.LineAt(lab.TrunkName, 0),
 		Call: &dialler.CallSpec{Kind: job.CallMessage, Sound: sound, Repeat: 1, ConfirmDigit: "1"}}
 	// The fax first, until it is being sent; then the call, until it is
 	// answered (its digit comes two seconds in).

@@ -39,7 +39,19 @@ var (
 	rePath   = regexp.MustCompile(`^/[A-Za-z0-9/._-]{1,255}$`)
 	reText   = regexp.MustCompile(`[^A-Za-z0-9 +.:/()_-]`)
 	reDial   = regexp.MustCompile(`^[A-Za-z0-9/_.@-]*%s[A-Za-z0-9/_.@-]*$`)
+	reKept   = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}\.[0-9]{1,4}$`)
 )
+
+// sentFamily is the AstDB family where the dialplan keeps each line's last
+// fax result (services/: faxbox-send's h extension).
+const sentFamily = "faxbox-result"
+
+// keptKey is the AstDB key of line l's kept result, "<group>.<n>"; ok is
+// false for a line that is not a valid line id.
+func keptKey(l job.LineID) (string, bool) {
+	k := l.Group + "." + strconv.Itoa(l.N)
+	return k, l.N >= 1 && reKept.MatchString(k)
+}
 
 // Config of a Dialler.
 type Config struct {
@@ -159,6 +171,10 @@ func vars(r dialler.Request) ([][2]string, error) {
 	if !reID.MatchString(r.AttemptID) || !reID.MatchString(r.JobID) {
 		return nil, fmt.Errorf("%w: id %q/%q", ErrInvalid, r.AttemptID, r.JobID)
 	}
+	kept, ok := keptKey(r.Line)
+	if !ok {
+		return nil, fmt.Errorf("%w: line %q", ErrInvalid, r.Line)
+	}
 	if !rePath.MatchString(f.TIFF) || strings.Contains(f.TIFF, "..") {
 		return nil, fmt.Errorf("%w: file %q", ErrInvalid, f.TIFF)
 	}
@@ -176,7 +192,7 @@ func vars(r dialler.Request) ([][2]string, error) {
 		station = station[:20]
 	}
 	return [][2]string{
-		{"FAXBOX_ATTEMPT", r.AttemptID}, {"FAXBOX_JOB", r.JobID}, {"FAXBOX_FILE", f.TIFF},
+		{"FAXBOX_ATTEMPT", r.AttemptID}, {"FAXBOX_JOB", r.JobID}, {"FAXBOX_KEPT", kept}, {"FAXBOX_FILE", f.TIFF},
 		{"FAXBOX_ECM", yesno(f.ECM)}, {"FAXBOX_MAXRATE", strconv.Itoa(rate)},
 		{"FAXBOX_FALLBACK", yesno(f.AudioFallback || !f.T38)}, {"FAXBOX_STATION", station},
 		{"FAXBOX_TIMEOUT", strconv.Itoa(60 + 60*max(f.Pages, 1))},
@@ -437,12 +453,17 @@ func (d *Dialler) Kept(ctx context.Context, r dialler.Request) (dialler.Result, 
 	return res, true
 }
 
-// storedResult reads the result the dialplan kept in AstDB for c's job
-// (faxbox-result/<job>: attempt|status|error|pages|rate|cause|statusstr)
+// storedResult reads the result the dialplan kept in AstDB for c's line
+// (faxbox-result/<group>.<n>: attempt|status|error|pages|rate|cause|statusstr)
 // when the FaxboxResult event was lost with the manager connection; it
-// reports whether it belonged to c's attempt and was taken.
+// reports whether it belonged to c's attempt (not a later one's on the same
+// line) and was taken.
 func (d *Dialler) storedResult(ctx context.Context, c *call) bool {
-	_, items, err := d.c.List(ctx, "DBGet", ami.Header{Key: "Family", Value: "faxbox-result"}, ami.Header{Key: "Key", Value: c.req.JobID})
+	key, ok := keptKey(c.req.Line)
+	if !ok {
+		return false
+	}
+	_, items, err := d.c.List(ctx, "DBGet", ami.Header{Key: "Family", Value: sentFamily}, ami.Header{Key: "Key", Value: key})
 	if err != nil || len(items) == 0 {
 		return false
 	}

@@ -6,10 +6,11 @@ import (
 	"testing"
 
 	"github.com/faxbox/faxbox/firmware/dialler"
+	"github.com/faxbox/faxbox/firmware/job"
 )
 
 func req() dialler.Request {
-	return dialler.Request{AttemptID: "at_01abc", JobID: "fx_01abc", To: "100",
+	return dialler.Request{AttemptID: "at_01abc", JobID: "fx_01abc", To: "100", Line: job.LineAt("trunk", 0),
 		Fax: &dialler.FaxSpec{TIFF: "/var/lib/faxbox/documents/fx_01abc/fax.tif", Pages: 2, ECM: true, T38: true, StationID: "ACME 030"}}
 }
 
@@ -28,6 +29,9 @@ func TestHostileValuesNeverReachAsterisk(t *testing.T) {
 		"comma in file":         func(r *dialler.Request) { r.Fax.TIFF = "/tmp/a,b.tif" },
 		"newline in attempt id": func(r *dialler.Request) { r.AttemptID = "at_1\nAction: Command" },
 		"bad rate":              func(r *dialler.Request) { r.Fax.MaxRate = 1234 },
+		"no line":               func(r *dialler.Request) { r.Line = job.LineID{} },
+		"dialplan in line":      func(r *dialler.Request) { r.Line.Group = "${SHELL(id)}" },
+		"slash in line":         func(r *dialler.Request) { r.Line.Group = "trunk/x" },
 	} {
 		r := req()
 		mod(&r)

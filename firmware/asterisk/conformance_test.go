@@ -2,6 +2,7 @@ package asterisk_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strconv"
@@ -30,7 +31,7 @@ func replayDialler(t testing.TB, p *replayer, sink dialler.Sink) *asterisk.Diall
 }
 
 func replayFax(id, to string) dialler.Request {
-	return dialler.Request{AttemptID: id, JobID: "fx_" + id, To: to, Line: "trunk",
+	return dialler.Request{AttemptID: id, JobID: "fx_" + id, To: to, Line: job.LineAt("trunk", 0),
 		Fax: &dialler.FaxSpec{TIFF: "/var/lib/faxbox/documents/fx_" + id + "/fax.tif", FirstPage: 1, Pages: 1, TotalPages: 1, ECM: true, T38: true}}
 }
 
@@ -75,7 +76,7 @@ func TestReplayConformance(t *testing.T) {
 func requestFor(tr *transcript, id string) dialler.Request {
 	o := tr.steps[0].action
 	vs := variables(o)
-	r := dialler.Request{AttemptID: id, JobID: "jb_" + id, To: tr.number, Line: "trunk"}
+	r := dialler.Request{AttemptID: id, JobID: "jb_" + id, To: tr.number, Line: job.LineAt("trunk", 0)}
 	switch o.Get("Exten") {
 	case "send":
 		r.Fax = &dialler.FaxSpec{TIFF: "/var/lib/faxbox/documents/" + id + ".tif", FirstPage: 1, Pages: 1, TotalPages: 1, ECM: true,
@@ -231,5 +232,58 @@ func TestConformanceSuiteBites(t *testing.T) {
 			}
 			t.Logf("check %q: %v", c.check, err)
 		})
+	}
+}
+
+// TestKeptByLine: the dialler reads a fax's kept result under the line the
+// attempt occupied (faxbox-result/<group>.<n>), and takes it only for the
+// attempt it names: a later attempt's result on the line, or another
+// line's, is not this attempt's. A request without a valid line is refused,
+// so every fax the dialplan sends keeps its result under a line's key.
+func TestKeptByLine(t *testing.T) {
+	trs := loadTranscripts(t)
+	s := diallertest.NewSink()
+	d := replayDialler(t, newReplayer(t, trs), s)
+	ctx := context.Background()
+	first := replayFax("at_kept_1", "100")
+	first.Line = job.LineAt("trunk", 1)
+	if err := d.Dial(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitResults(5*time.Second, first.AttemptID); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := d.Kept(ctx, first)
+	if !ok || got.Code != "" || got.PagesSent != 1 || !got.Answered || got.AttemptID != first.AttemptID {
+		t.Fatalf("Kept(%s on %s) = %+v, %v; want the delivered result", first.AttemptID, first.Line, got, ok)
+	}
+	other := first
+	other.Line = job.LineAt("trunk", 2)
+	if got, ok := d.Kept(ctx, other); ok {
+		t.Errorf("Kept on another line = %+v", got)
+	}
+	second := replayFax("at_kept_2", "100")
+	second.Line = first.Line
+	if err := d.Dial(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitResults(5*time.Second, second.AttemptID); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := d.Kept(ctx, first); ok {
+		t.Errorf("the line's next fax replaced the first's result, yet Kept(first) = %+v", got)
+	}
+	if _, ok := d.Kept(ctx, second); !ok {
+		t.Error("Kept(second) found nothing")
+	}
+	for _, line := range []job.LineID{{}, {Group: "trunk"}, {Group: "Trunk", N: 1}, {Group: "trunk/x", N: 1}, {Group: "trunk", N: 100000}} {
+		r := replayFax("at_kept_bad", "100")
+		r.Line = line
+		if err := d.Dial(ctx, r); !errors.Is(err, asterisk.ErrInvalid) {
+			t.Errorf("Dial on line %+v: %v, want ErrInvalid", line, err)
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Error(err)
 	}
 }

@@ -6,11 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -380,7 +382,20 @@ func testKillDuringFax(t *testing.T, e *env, endFirst bool) {
 	}
 	if len(j.Attempts) != 1 || j.Attempts[0].PagesSent != 3 {
 		b, _ := json.Marshal(j.Attempts)
-		t.Errorf("attempts: %s", b)
+		t.Fatalf("attempts: %s", b)
+	}
+	// The dialplan keeps the result under the attempt's line, not under the
+	// job: AstDB holds one result per line, however many faxes were sent.
+	a := j.Attempts[0]
+	db, err := e.l.Box.CLI("database show faxbox-result")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("/faxbox-result/%s.%d", a.Line.Group, a.Line.N); !regexp.MustCompile(regexp.QuoteMeta(want) + `\s*: ` + a.ID + `\|`).MatchString(db) {
+		t.Errorf("AstDB has no result for %s under %s:\n%s", a.ID, want, db)
+	}
+	if strings.Contains(db, j.ID) {
+		t.Errorf("AstDB keeps a result under the job %s:\n%s", j.ID, db)
 	}
 	hs := rcv.Wait(t, 30*time.Second, "fax.delivered", func(hs []testkit.Hook) bool {
 		for _, ev := range testkit.Events(hs, j.ID) {

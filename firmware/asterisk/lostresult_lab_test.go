@@ -13,6 +13,7 @@ import (
 	"github.com/faxbox/faxbox/firmware/ami"
 	"github.com/faxbox/faxbox/firmware/asterisk"
 	"github.com/faxbox/faxbox/firmware/dialler"
+	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/tools/lab"
 )
 
@@ -137,7 +138,7 @@ func TestResultKeptWhileManagerDown(t *testing.T) {
 		}
 	}()
 
-	if err := dd.Dial(ctx, dialler.Request{AttemptID: "at_lost_1", JobID: "fx_lost", To: "100", Line: lab.TrunkName,
+	if err := dd.Dial(ctx, dialler.Request{AttemptID: "at_lost_1", JobID: "fx_lost", To: "100", Line: job.LineAt(lab.TrunkName, 0),
 		Fax: &dialler.FaxSpec{TIFF: tif, FirstPage: 1, Pages: 1, TotalPages: 1, StationID: "FAXBOX LAB", ECM: true, T38: true}}); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/faxbox/faxbox/firmware/asterisk"
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/firmware/dialler"
+	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/internal/testkit"
 	"github.com/faxbox/faxbox/tools/lab"
 )
@@ -42,7 +43,7 @@ func TestMaxRateCapsTheModem(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct{ maxRate, want int }{{9600, 9600}, {0, 14400}} {
 		id := fmt.Sprintf("at_maxrate_%d", c.maxRate)
-		err := d.Dial(ctx, dialler.Request{AttemptID: id, JobID: "fx_maxrate", To: "100", Line: lab.TrunkName,
+		err := d.Dial(ctx, dialler.Request{AttemptID: id, JobID: "fx_maxrate", To: "100", Line: job.LineAt(lab.TrunkName, 0),
 			Fax: &dialler.FaxSpec{TIFF: tif, FirstPage: 1, Pages: 1, TotalPages: 1, StationID: "FAXBOX LAB", ECM: true, T38: true, MaxRate: c.maxRate}})
 		if err != nil {
 			t.Fatal(err)

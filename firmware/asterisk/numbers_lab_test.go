@@ -13,6 +13,7 @@ import (
 	"github.com/faxbox/faxbox/firmware/ami"
 	"github.com/faxbox/faxbox/firmware/dialler"
 	"github.com/faxbox/faxbox/firmware/failure"
+	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/tools/lab"
 )
 
@@ -37,7 +38,7 @@ func TestLabLimitedNumbers(t *testing.T) {
 		t.Helper()
 		for i := range n {
 			err := d.Dial(context.Background(), dialler.Request{AttemptID: fmt.Sprintf("at_%s_%s_%d", number, tag, i), JobID: "fx_" + number + "_" + tag,
-				To: number, Line: lab.TrunkName,
+				To: number, Line: job.LineAt(lab.TrunkName, 0),
 				Fax: &dialler.FaxSpec{TIFF: tif, FirstPage: 1, Pages: 1, TotalPages: 1, StationID: "FAXBOX LAB", ECM: true, T38: true}})
 			if err != nil {
 				t.Fatal(err)

@@ -96,19 +96,20 @@ type amiScenario struct {
 	// session started (listing the channels first, as a restarted faxbox
 	// does).
 	hangupAfter time.Duration
-	// kept: after the Result, read the result the dialplan kept in AstDB.
+	// kept: after the Result, read the result the dialplan kept in AstDB
+	// (under the attempt's line).
 	kept bool
 }
 
 func amiScenarios(tif, sound string) []amiScenario {
 	fax := func(to string) dialler.Request {
-		return dialler.Request{AttemptID: "at_rec_" + to, JobID: "fx_rec_" + to, To: to, Line: lab.TrunkName,
+		return dialler.Request{AttemptID: "at_rec_" + to, JobID: "fx_rec_" + to, To: to, Line: job.LineAt(lab.TrunkName, 0),
 			Fax: &dialler.FaxSpec{TIFF: tif, FirstPage: 1, Pages: 1, TotalPages: 1, StationID: "FAXBOX LAB", ECM: true, T38: true}}
 	}
 	g711 := fax("106")
 	g711.Fax.T38 = false
 	call := func(to string, spec dialler.CallSpec) dialler.Request {
-		return dialler.Request{AttemptID: "at_rec_" + to, JobID: "cl_rec_" + to, To: to, Line: lab.TrunkName, Call: &spec}
+		return dialler.Request{AttemptID: "at_rec_" + to, JobID: "cl_rec_" + to, To: to, Line: job.LineAt(lab.TrunkName, 0), Call: &spec}
 	}
 	return []amiScenario{
 		{file: "100-fax-delivered.txt", what: "fax to 100 (T.38), delivered", req: fax("100"), kept: true},
@@ -214,7 +215,7 @@ func recordScenario(t *testing.T, d *asterisk.Dialler, rec *amiRecorder, sink *d
 		t.Fatal(err)
 	}
 	if sc.kept {
-		rec.List(ctx, "DBGet", ami.Header{Key: "Family", Value: "faxbox-result"}, ami.Header{Key: "Key", Value: r.JobID})
+		rec.List(ctx, "DBGet", ami.Header{Key: "Family", Value: "faxbox-result"}, ami.Header{Key: "Key", Value: r.Line.Group + "." + strconv.Itoa(r.Line.N)})
 	}
 	time.Sleep(2 * time.Second) // the other legs' last events
 	res := sink.Results(r.AttemptID)[0]

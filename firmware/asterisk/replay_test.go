@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -175,6 +176,7 @@ type replay struct {
 	exact   map[string]string // recorded id → this replay's
 	sub     *strings.Replacer // recorded names inside values → this replay's
 	job     string
+	kept    string          // the AstDB key its result is kept under (FAXBOX_KEPT)
 	targets map[string]bool // channel names and uniqueids Hangup may name
 }
 
@@ -216,7 +218,7 @@ func variables(m ami.Message) map[string]string {
 // makes its ids fresh.
 func newReplay(tr *transcript, originate ami.Message, seq int) *replay {
 	vs := variables(originate)
-	r := &replay{tr: tr, exact: map[string]string{}, job: vs["FAXBOX_JOB"], targets: map[string]bool{}}
+	r := &replay{tr: tr, exact: map[string]string{}, job: vs["FAXBOX_JOB"], kept: vs["FAXBOX_KEPT"], targets: map[string]bool{}}
 	pairs := map[string]string{tr.attempt: originate.Get("ChannelId"), tr.job: r.job}
 	if tr.file != "" {
 		pairs[tr.file] = vs["FAXBOX_FILE"]
@@ -385,8 +387,10 @@ func (p *replayer) list(name string, hs []ami.Header) (ami.Message, []ami.Messag
 		}
 		return ami.Message{{Key: "Response", Value: "Success"}, {Key: "EventList", Value: "start"}, {Key: "Message", Value: "Channels will follow"}}, items, nil
 	case "DBGet":
-		for _, r := range p.replays {
-			if r.ended() && r.tr.kept != nil && m.Get("Family") == "faxbox-result" && m.Get("Key") == r.job {
+		// AstDB holds a line's latest result: the last replay on the line
+		// that got as far as keeping one answers.
+		for _, r := range slices.Backward(p.replays) {
+			if r.ended() && r.tr.kept != nil && m.Get("Family") == "faxbox-result" && m.Get("Key") == r.kept {
 				return r.rewrite(r.tr.keptResp), r.rewriteAll(r.tr.kept), nil
 			}
 		}

@@ -152,7 +152,7 @@ func TestSelfTestLoop(t *testing.T) {
 	loop.mu.Lock()
 	d := loop.dials
 	loop.mu.Unlock()
-	if len(d) != 1 || d[0].To != selftest.Number(cfg.Asterisk.AMISecret) || d[0].Line != selftest.Group || len(trunk.dials) != 0 {
+	if len(d) != 1 || d[0].To != selftest.Number(cfg.Asterisk.AMISecret) || d[0].Line.Group != selftest.Group || len(trunk.dials) != 0 {
 		t.Fatalf("dials: loop %+v, trunk %+v", d, trunk.dials)
 	}
 	if m, _ := filepath.Glob(filepath.Join(cfg.Asterisk.ReceiveDir, "*")); len(m) != 0 {

@@ -38,9 +38,12 @@ type Request struct {
 	AttemptID string // unique; Asterisk ChannelId / call file name
 	JobID     string
 	To        string // digits, optionally a leading +; validated before here
-	Line      string // line group name
-	Fax       *FaxSpec
-	Call      *CallSpec
+	// Line is the line the attempt occupies (its group and 1-based
+	// number). A line carries one attempt at a time, so a dialler may keep
+	// one result per line (Keeper) and the space that takes stays bounded.
+	Line job.LineID
+	Fax  *FaxSpec
+	Call *CallSpec
 }
 
 // FaxSpec is what a fax attempt sends and how.
@@ -154,7 +157,9 @@ type Dialler interface {
 // attempts that Reconcile did not find up, before calling them interrupted
 // (which would send a delivered fax again).
 type Keeper interface {
-	// Kept returns the result of attempt r, if one was kept.
+	// Kept returns the result of attempt r, if one was kept. A line keeps
+	// the result of its latest attempt only (Request.Line), so what is kept
+	// does not grow with the number of faxes sent.
 	Kept(ctx context.Context, r Request) (Result, bool)
 }
 

@@ -237,7 +237,7 @@ func (e *Engine) beginAttemptLocked(en *entry, group string, line int, show bool
 // dialled, and again when it is recovered after a restart (Reconcile, Kept).
 // The TIFF is set by dial.
 func (e *Engine) request(j *job.Job, a *job.Attempt) dialler.Request {
-	req := dialler.Request{AttemptID: a.ID, JobID: j.ID, To: j.To, Line: a.Line.Group}
+	req := dialler.Request{AttemptID: a.ID, JobID: j.ID, To: j.To, Line: a.Line}
 	if j.Kind == job.KindCall && j.Call != nil {
 		req.To = j.CallNumber(a.N)
 		req.Call = &dialler.CallSpec{Kind: j.Call.Kind, Agent: j.Call.Agent, Repeat: j.Call.Repeat, ConfirmDigit: j.Call.ConfirmDigit}

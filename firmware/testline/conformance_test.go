@@ -7,6 +7,7 @@ import (
 	"github.com/faxbox/faxbox/firmware/clock"
 	"github.com/faxbox/faxbox/firmware/dialler"
 	"github.com/faxbox/faxbox/firmware/dialler/diallertest"
+	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/firmware/testline"
 )
 
@@ -15,7 +16,7 @@ import (
 // none up.
 func testHarness() diallertest.Harness {
 	fax := func(id, to string, pages int) dialler.Request {
-		return dialler.Request{AttemptID: id, JobID: "fx_" + id, To: to, Line: "test",
+		return dialler.Request{AttemptID: id, JobID: "fx_" + id, To: to, Line: job.LineAt("test", 0),
 			Fax: &dialler.FaxSpec{TIFF: "/nonexistent/" + id + ".tif", FirstPage: 1, Pages: pages, TotalPages: pages}}
 	}
 	return diallertest.Harness{

@@ -21,6 +21,7 @@ import (
 	"github.com/faxbox/faxbox/firmware/asterisk"
 	"github.com/faxbox/faxbox/firmware/config"
 	"github.com/faxbox/faxbox/firmware/dialler"
+	"github.com/faxbox/faxbox/firmware/job"
 	"github.com/faxbox/faxbox/internal/testkit"
 	"github.com/faxbox/faxbox/tools/lab"
 )
@@ -98,7 +99,7 @@ func (m *mediaLab) fax(t *testing.T, id, number string, t38 bool) dialler.Result
 	m.mu.Lock()
 	m.res[id] = ch
 	m.mu.Unlock()
-	err := m.d.Dial(context.Background(), dialler.Request{AttemptID: id, JobID: "fx_" + id, To: number, Line: lab.TrunkName,
+	err := m.d.Dial(context.Background(), dialler.Request{AttemptID: id, JobID: "fx_" + id, To: number, Line: job.LineAt(lab.TrunkName, 0),
 		Fax: &dialler.FaxSpec{TIFF: m.tif, FirstPage: 1, Pages: 1, TotalPages: 1, StationID: "FAXBOX LAB", ECM: true, T38: t38}})
 	if err != nil {
 		t.Errorf("dial %s: %v", id, err)
