@@ -39,7 +39,6 @@ var (
 	rePath   = regexp.MustCompile(`^/[A-Za-z0-9/._-]{1,255}$`)
 	reText   = regexp.MustCompile(`[^A-Za-z0-9 +.:/()_-]`)
 	reDial   = regexp.MustCompile(`^[A-Za-z0-9/_.@-]*%s[A-Za-z0-9/_.@-]*$`)
-	reKept   = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}\.[0-9]{1,4}$`)
 )
 
 // sentFamily is the AstDB family where the dialplan keeps each line's last
@@ -49,8 +48,10 @@ const sentFamily = "faxbox-result"
 // keptKey is the AstDB key of line l's kept result, "<group>.<n>"; ok is
 // false for a line that is not a valid line id.
 func keptKey(l job.LineID) (string, bool) {
-	k := l.Group + "." + strconv.Itoa(l.N)
-	return k, l.N >= 1 && reKept.MatchString(k)
+	if !job.ValidGroupName(l.Group) || l.N < 1 || l.N > job.MaxLinesPerGroup {
+		return "", false
+	}
+	return l.Group + "." + strconv.Itoa(l.N), true
 }
 
 // Config of a Dialler.

@@ -405,9 +405,8 @@ func (c *Config) ResolveDAHDI() error {
 }
 
 var (
-	groupName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
-	digits    = regexp.MustCompile(`^[0-9]*$`)
-	safePath  = regexp.MustCompile(`^/[A-Za-z0-9/._-]*$`)
+	digits   = regexp.MustCompile(`^[0-9]*$`)
+	safePath = regexp.MustCompile(`^/[A-Za-z0-9/._-]*$`)
 )
 
 // Validate reports the first problem that would stop the box from starting.
@@ -433,7 +432,7 @@ func (c *Config) Validate() error {
 	}
 	seen := map[string]bool{}
 	for i, g := range c.LineGroups {
-		if !groupName.MatchString(g.Name) {
+		if !job.ValidGroupName(g.Name) {
 			errs = append(errs, fmt.Errorf("line_groups[%d].name %q: lower-case letters, digits, - and _", i, g.Name))
 		}
 		if seen[g.Name] {

@@ -3,6 +3,7 @@ package job
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -12,6 +13,14 @@ var ErrBadLine = errors.New("job: not a line id (group/n, n from 1 without leadi
 
 // MaxLinesPerGroup bounds a line's number within its group.
 const MaxLinesPerGroup = 9999
+
+// groupName is what may name a configured line group: a lower-case
+// letter, then up to 31 lower-case letters, digits, '-' or '_'. Such a
+// name may reach Asterisk's dialplan (a line's kept-result key).
+var groupName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// ValidGroupName reports whether s may name a configured line group.
+func ValidGroupName(s string) bool { return groupName.MatchString(s) }
 
 // LineID names one line (channel) of a line group: Group and its 1-based
 // number N. Its text form, "group/n", is what the API, the front panel and

@@ -2,7 +2,6 @@ package media
 
 import (
 	"math"
-	"net/netip"
 	"time"
 
 	"github.com/faxbox/faxbox/firmware/job"
@@ -211,12 +210,13 @@ func (t *Tracker) dialogStreamLocked(id string, x *tie, end time.Time, want bool
 	from := x.seen.Add(-time.Second)
 	// The flows on the box's declared port within the call: the newest
 	// each way, the one with the far end's declared address first.
-	better := func(f, cur capture.FlowSnapshot, farAddr netip.AddrPort) bool {
+	atFar := func(f capture.FlowSnapshot) bool { return okFar && (f.Key.Src == far.Media || f.Key.Dst == far.Media) }
+	better := func(f, cur capture.FlowSnapshot) bool {
 		if cur.Packets == 0 {
 			return true
 		}
-		if okFar && (f.Key.Src == farAddr || f.Key.Dst == farAddr) != (cur.Key.Src == farAddr || cur.Key.Dst == farAddr) {
-			return f.Key.Src == farAddr || f.Key.Dst == farAddr
+		if atFar(f) != atFar(cur) {
+			return atFar(f)
 		}
 		return f.First.After(cur.First)
 	}
@@ -227,9 +227,9 @@ func (t *Tracker) dialogStreamLocked(id string, x *tie, end time.Time, want bool
 			continue
 		}
 		switch {
-		case f.Key.Src.Port() == port && better(f, sent, far.Media):
+		case f.Key.Src.Port() == port && better(f, sent):
 			sent = f
-		case f.Key.Dst.Port() == port && f.Key.Src.Port() != port && better(f, recv, far.Media):
+		case f.Key.Dst.Port() == port && f.Key.Src.Port() != port && better(f, recv):
 			recv = f
 		}
 	}

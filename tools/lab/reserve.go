@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,7 +42,7 @@ func reservePorts(first, last int) error {
 		return fmt.Errorf("lab: reserve ports: %s: %w", reservedPorts, err)
 	}
 	merged := mergePortRanges(append(ranges, [2]int{first, last}))
-	if fmt.Sprint(merged) == fmt.Sprint(mergePortRanges(ranges)) {
+	if slices.Equal(merged, mergePortRanges(ranges)) {
 		return nil
 	}
 	if err := os.WriteFile(reservedPorts, []byte(formatPortRanges(merged)+"\n"), 0o644); err != nil {

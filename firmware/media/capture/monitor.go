@@ -206,9 +206,9 @@ func (m *Monitor) Handle(b []byte, at time.Time) {
 		m.c.Malformed++
 		return
 	}
-	if inRanges(m.cfg.SIP, key.Src.Port()) || inRanges(m.cfg.SIP, key.Dst.Port()) {
+	if fromBox := inRanges(m.cfg.SIP, key.Src.Port()); fromBox || inRanges(m.cfg.SIP, key.Dst.Port()) {
 		m.c.Signalling++
-		m.dialogs.add(ScanSDP(payload), inRanges(m.cfg.SIP, key.Src.Port()), at)
+		m.dialogs.add(ScanSDP(payload), fromBox, at)
 		return
 	}
 	kind := m.kind(key)

@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -247,9 +248,14 @@ func (m *Monitor) DialogOf(local netip.AddrPort, from, until time.Time) (Dialog,
 	if best == nil {
 		return Dialog{}, false
 	}
-	c := *best
-	c.Streams = append([]Stream(nil), best.Streams...)
-	return c, true
+	return best.clone(), true
+}
+
+// clone is a copy of d that shares nothing with the monitor's table.
+func (d *Dialog) clone() Dialog {
+	c := *d
+	c.Streams = slices.Clone(d.Streams)
+	return c
 }
 
 // T38Offer returns the newest T.38 stream declared at to, by an SDP seen
@@ -287,9 +293,7 @@ func (m *Monitor) Dialogs() []Dialog {
 	defer m.mu.Unlock()
 	out := make([]Dialog, 0, len(m.dialogs))
 	for _, d := range m.dialogs {
-		c := *d
-		c.Streams = append([]Stream(nil), d.Streams...)
-		out = append(out, c)
+		out = append(out, d.clone())
 	}
 	return out
 }
